@@ -1,0 +1,53 @@
+"""8x time subsampling: three 3x3 stride-2 convolutions (depthwise-separable after the first).
+
+No padding, so ``n`` fbank frames give ``(n - 7) // 8`` encoder frames and each encoder frame
+``t`` sees exactly fbank frames ``[8t, 8t + 15)``: the front-end is local and can run
+piecewise (chunk by chunk) with results identical to a whole-file pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["DepthwiseSubsampling", "subsampled_length", "RECEPTIVE_FIELD", "FACTOR"]
+
+FACTOR = 8  # fbank frames (10 ms) per encoder frame (80 ms)
+RECEPTIVE_FIELD = 15  # fbank frames behind one encoder frame
+
+
+def subsampled_length(n_frames: int) -> int:
+    """Encoder frames produced from ``n_frames`` fbank frames."""
+    return max(0, (n_frames - (RECEPTIVE_FIELD - FACTOR)) // FACTOR)
+
+
+class DepthwiseSubsampling(nn.Module):
+    """(B, T, F) fbank -> (B, (T - 7) // 8, D) scaled by sqrt(D), as the official ``embed``."""
+
+    def __init__(self, input_dim: int, d_model: int) -> None:
+        super().__init__()
+        # Indices match the official state dict: conv.0, conv.2/3, conv.5/6 (1, 4, 7 are ReLU).
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, d_model, 3, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(d_model, d_model, 3, stride=2, groups=d_model),
+            nn.Conv2d(d_model, d_model, 1),
+            nn.ReLU(),
+            nn.Conv2d(d_model, d_model, 3, stride=2, groups=d_model),
+            nn.Conv2d(d_model, d_model, 1),
+            nn.ReLU(),
+        )
+        freq = input_dim
+        for _ in range(3):
+            freq = (freq - 1) // 2
+        self.out = nn.Linear(d_model * freq, d_model)
+        self.xscale = math.sqrt(d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, F = x.shape
+        x = self.conv(x.unsqueeze(1))  # (B, D, T', F')
+        b, c, t, f = x.shape
+        x = self.out(x.transpose(1, 2).reshape(b, t, c * f))  # (B, T', D)
+        return x * self.xscale

@@ -1,0 +1,49 @@
+"""Typed results passed between modules and returned to users.
+
+Times are in seconds from the start of the audio. Word ``probability`` is the mean of
+the CTC spike posteriors of the word's tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["TokenSpan", "Word", "Segment", "Transcript"]
+
+FRAME_SECONDS = 0.08  # one encoder frame = 8 fbank frames of 10 ms
+
+
+@dataclass(frozen=True)
+class TokenSpan:
+    """A decoded token: vocabulary id, the encoder frame of its CTC spike and its posterior."""
+
+    id: int
+    frame: int
+    probability: float
+
+
+@dataclass
+class Word:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+
+
+@dataclass
+class Transcript:
+    audio: str
+    duration: float
+    model: str
+    language: str
+    text: str
+    segments: list[Segment] = field(default_factory=list)
