@@ -7,6 +7,10 @@ the CTC spike posteriors of the word's tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .align import SubtitleOptions
 
 __all__ = ["TokenSpan", "Word", "Segment", "Transcript"]
 
@@ -47,3 +51,29 @@ class Transcript:
     language: str
     text: str
     segments: list[Segment] = field(default_factory=list)
+
+    # Output formats live in writers.py; imported lazily because writers imports this module.
+    def to_txt(self) -> str:
+        from .writers import TxtWriter
+
+        return TxtWriter().format(self)
+
+    def to_srt(self, options: SubtitleOptions | None = None) -> str:
+        from .writers import SrtWriter
+
+        return SrtWriter(options).format(self)
+
+    def to_vtt(self, options: SubtitleOptions | None = None) -> str:
+        from .writers import VttWriter
+
+        return VttWriter(options).format(self)
+
+    def to_json(self) -> str:
+        from .writers import JsonWriter
+
+        return JsonWriter().format(self)
+
+    def to_tsv(self) -> str:
+        from .writers import TsvWriter
+
+        return TsvWriter().format(self)
