@@ -31,3 +31,12 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def toy_vocab() -> Vocabulary:
     return Vocabulary(TOY_TOKENS)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight 2-block model in the official layout (outputs are gibberish)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from modelkit import make_tiny_model_dir
+
+    return make_tiny_model_dir(tmp_path_factory.mktemp("models") / "tiny")

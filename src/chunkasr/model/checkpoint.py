@@ -20,7 +20,14 @@ from ..vocab import Vocabulary
 from .config import ModelConfig, load_model_config
 from .ctc import ChunkFormerCTC
 
-__all__ = ["load_model_dir", "load_cmvn", "load_state_dict", "WEIGHT_FILES", "IGNORED_PREFIXES"]
+__all__ = [
+    "load_model_dir",
+    "save_model_dir",
+    "load_cmvn",
+    "load_state_dict",
+    "WEIGHT_FILES",
+    "IGNORED_PREFIXES",
+]
 
 WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.pt", "pytorch_model.ckpt")
 IGNORED_PREFIXES = ("decoder.",)  # attention-rescoring decoder: not used for CTC decoding
@@ -122,3 +129,43 @@ def load_model_dir(model_dir: str | Path) -> tuple[ChunkFormerCTC, ModelConfig, 
     load_state_dict(model, read_checkpoint(weights), str(weights))
     model.eval()
     return model, cfg, vocab
+
+
+def save_model_dir(
+    model: ChunkFormerCTC,
+    tokens: list[str],
+    model_dir: str | Path,
+    cmvn_stats: tuple[list[float], list[float], int] | None = None,
+    extra_config: Mapping[str, object] | None = None,
+) -> Path:
+    """Write ``model`` in the official layout (config.yaml, pytorch_model.bin, global_cmvn, vocab.txt).
+
+    ``cmvn_stats`` = (sums, sums of squares, frame count); by default they are derived from the
+    model's CMVN buffers so that mean and inverse std round-trip.
+    """
+    import yaml
+
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    cfg = model.cfg
+    if len(tokens) != cfg.vocab_size:
+        raise ModelError(f"{len(tokens)} tokens for a vocab_size of {cfg.vocab_size}")
+    conf = cfg.to_official_dict()
+    conf.update(extra_config or {})
+    (model_dir / "config.yaml").write_text(yaml.safe_dump(conf, sort_keys=False), encoding="utf-8")
+    if cmvn_stats is None:
+        mean = model.encoder.global_cmvn.mean.double()
+        var = 1.0 / model.encoder.global_cmvn.istd.double() ** 2
+        count = 1000
+        cmvn_stats = ((mean * count).tolist(), ((var + mean**2) * count).tolist(), count)
+    sums, squares, count = cmvn_stats
+    (model_dir / "global_cmvn").write_text(
+        json.dumps({"mean_stat": list(sums), "var_stat": list(squares), "frame_num": count}),
+        encoding="utf-8",
+    )
+    (model_dir / "vocab.txt").write_text(
+        "".join(f"{t} {i}\n" for i, t in enumerate(tokens)), encoding="utf-8"
+    )
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    torch.save(state, model_dir / "pytorch_model.bin")
+    return model_dir

@@ -220,6 +220,10 @@ class ChunkFormerEncoder(nn.Module):
         if chunk == -1:  # full context: one chunk per file, as long as the longest file
             chunk, left, right = max([*lengths, 1]), 0, 0
         plan = plan_chunks(lengths, chunk, left, right, device)
+        if sum(plan.n_chunks) == 0:
+            empty = self.after_norm.weight.new_zeros(0, self.cfg.d_model)
+            return [empty for _ in lengths], plan
+        feats = [f.to(device) for f in feats]
         x = self.embed_chunks(chunk_features(feats, plan.n_chunks, chunk))
         out = self.forward_layers(x, plan)
         per_file = out.split(list(plan.n_chunks))

@@ -1,0 +1,172 @@
+"""Python API: ``load_model`` and ``Model.transcribe``.
+
+Wires the engine (audio -> CTC posteriors), decoding (posteriors -> tokens) and alignment
+(tokens -> words and segments) together. Library code never prints; progress goes through a
+callback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import align
+from .decoding import DecodeOptions, decode
+from .engine import Engine, EngineOptions, FileResult, Progress
+from .errors import ChunkAsrError, ConfigError
+from .hub import BUNDLED_NAME, bundled_model_dir, resolve_model
+from .model import ChunkConfig, ChunkFormerCTC, ModelConfig, load_model_dir
+from .types import Transcript
+from .vocab import Vocabulary
+
+__all__ = ["load_model", "Model", "TranscriptionResult", "resolve_device", "resolve_dtype"]
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ConfigError(f"unknown device {device!r}") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("CUDA was requested but no CUDA device is available")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {device!r} (use auto, cpu or cuda[:N])")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """None picks bf16 on CUDA and fp32 on CPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in _DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r} (use fp32, bf16 or fp16)")
+    if dtype == "fp16" and device.type == "cpu":
+        raise ConfigError("fp16 is not supported on CPU (use bf16 or fp32)")
+    return _DTYPES[dtype]
+
+
+@dataclass
+class TranscriptionResult:
+    """One input's outcome: a transcript, or the error that stopped it."""
+
+    index: int
+    source: object
+    transcript: Transcript | None
+    error: ChunkAsrError | None = None
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+) -> Model:
+    """Load a model directory, a Hugging Face repo id, or (None) the bundled English model."""
+    path = resolve_model(name_or_path)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    net, cfg, vocab = load_model_dir(path)
+    net.to(dev)
+    if name_or_path is None:
+        name = BUNDLED_NAME
+    else:
+        name = os.fspath(name_or_path)
+    bundled = bundled_model_dir()
+    language = cfg.extra.get("language")
+    if language is None and bundled is not None and path.resolve() == bundled.resolve():
+        language = "en"
+    return Model(net, cfg, vocab, name, path, dev, dt, language)
+
+
+class Model:
+    """A loaded model ready to transcribe."""
+
+    def __init__(
+        self,
+        net: ChunkFormerCTC,
+        cfg: ModelConfig,
+        vocab: Vocabulary,
+        name: str,
+        path: Path,
+        device: torch.device,
+        dtype: torch.dtype,
+        language: str | None = None,
+    ) -> None:
+        self.net = net
+        self.cfg = cfg
+        self.vocab = vocab
+        self.name = name
+        self.path = path
+        self.device = device
+        self.dtype = dtype
+        self.language = language
+
+    def posteriors(
+        self,
+        sources: Iterable[object],
+        chunk: ChunkConfig | None = None,
+        batch_duration: float = 300.0,
+        top_k: int | None = 16,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> Iterator[FileResult]:
+        """CTC posteriors per source, in input order, as each file completes."""
+        opts = EngineOptions(
+            chunk=chunk or ChunkConfig(), batch_duration=batch_duration, top_k=top_k, dtype=self.dtype
+        )
+        return Engine(self.net, opts, self.device).run(sources, on_progress)
+
+    def results(
+        self,
+        sources: Iterable[object],
+        chunk: ChunkConfig | None = None,
+        decode_options: DecodeOptions | None = None,
+        batch_duration: float = 300.0,
+        pause: float = 0.5,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> Iterator[TranscriptionResult]:
+        """Like :meth:`transcribe` but yields errors instead of raising them."""
+        dec = decode_options or DecodeOptions()
+        for r in self.posteriors(sources, chunk, batch_duration, on_progress=on_progress):
+            if r.error is not None or r.posteriors is None:
+                yield TranscriptionResult(r.index, r.source, None, r.error)
+                continue
+            logp = r.posteriors.dense(self.cfg.vocab_size)
+            tokens = decode(logp, dec)
+            name = r.source if isinstance(r.source, str) else f"<array {r.index}>"
+            transcript = align.build_transcript(
+                tokens, self.vocab, str(name), r.duration, self.name, self.language or "und", pause
+            )
+            yield TranscriptionResult(r.index, r.source, transcript)
+
+    def transcribe(
+        self,
+        sources: object | Iterable[object],
+        chunk: ChunkConfig | None = None,
+        decode_options: DecodeOptions | None = None,
+        batch_duration: float = 300.0,
+        pause: float = 0.5,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> Iterator[Transcript]:
+        """Transcripts of ``sources`` (paths, '-', or 16 kHz mono arrays), in input order.
+
+        A single path or array may be passed instead of a list. Raises the first error met.
+        """
+        if isinstance(sources, str | os.PathLike) or hasattr(sources, "shape"):
+            sources = [sources]
+        items = [os.fspath(s) if isinstance(s, os.PathLike) else s for s in sources]  # type: ignore[union-attr]
+        for r in self.results(items, chunk, decode_options, batch_duration, pause, on_progress):
+            if r.error is not None:
+                raise r.error
+            assert r.transcript is not None
+            yield r.transcript
