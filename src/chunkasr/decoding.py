@@ -1,29 +1,100 @@
 """CTC decoding: log-probs (T, V) -> tokens with the frame of their spike.
 
-Pure functions on tensors; no model, no audio.
+Pure functions on tensors; no model, no audio. Two searches:
+
+- ``ctc_greedy_search``: best path.
+- ``ctc_prefix_beam_search``: CTC prefix beam search (Hannun et al. 2014), optionally with a word
+  n-gram LM (``chunkasr.lm``) and hotword biasing (``chunkasr.hotwords``) applied to prefixes.
+
+Both return ``TokenSpan``s with the same spike convention, so word timestamps work alike.
+Build a :class:`CTCDecoder` once per model (it loads the LM and the hotword trie) and call it
+per file; :func:`decode` does that with a one-entry cache.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 
+from .hotwords import ContextGraph
+from .lm import EOS, ArpaLM
 from .types import TokenSpan
+from .vocab import Vocabulary
 
-__all__ = ["DecodeOptions", "ctc_greedy_search", "decode"]
+__all__ = [
+    "CTCDecoder",
+    "DecodeOptions",
+    "Hypothesis",
+    "ctc_greedy_search",
+    "ctc_prefix_beam_search",
+    "decode",
+]
 
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """How to turn CTC log-probs into tokens (shared by CLI and API)."""
+    """How to turn CTC log-probs into tokens (shared by CLI and API).
+
+    Beam search prunes in three ways, all approximations with small, stated losses:
+    ``beam_size`` prefixes survive each frame; a frame extends prefixes only with its
+    ``token_top_k`` most likely non-blank tokens whose posterior is at least ``token_min_prob``;
+    a frame whose blank posterior exceeds ``blank_skip_prob`` is not searched at all: every
+    prefix just moves to "ends in blank" (the paths dropped there carry at most
+    ``1 - blank_skip_prob`` of each prefix's mass). ``blank_skip_prob=1`` turns that off.
+
+    LM and hotword scores are natural-log bonuses added to a prefix's acoustic log-prob:
+    ``lm_weight * ln P_lm(word | history) + word_score`` for every word, scored when the next
+    word starts and at the end (then with ``</s>``); hotword ``weight`` per matched piece.
+    """
 
     method: str = "greedy"  # "greedy" | "beam"
     blank_id: int = 0
+    beam_size: int = 8
+    token_top_k: int = 8
+    token_min_prob: float = 1e-4
+    blank_skip_prob: float = 0.999
+    lm_path: str | Path | None = None  # ARPA file (optionally .gz)
+    lm_weight: float = 0.5
+    word_score: float = 0.0
+    hotwords: Mapping[str, float] | None = None  # phrase -> bonus per matched piece
+    bpe_model: str | Path | None = None  # sentencepiece model to split hotwords (else vocab match)
 
     def __post_init__(self) -> None:
         if self.method not in ("greedy", "beam"):
             raise ValueError(f"unknown decoding method {self.method!r}")
+        if self.blank_id < 0:
+            raise ValueError(f"blank_id must be >= 0, got {self.blank_id}")
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
+        if self.token_top_k < 1:
+            raise ValueError(f"token_top_k must be >= 1, got {self.token_top_k}")
+        if not 0.0 <= self.token_min_prob < 1.0:
+            raise ValueError(f"token_min_prob must be in [0, 1), got {self.token_min_prob}")
+        if not 0.0 < self.blank_skip_prob <= 1.0:
+            raise ValueError(f"blank_skip_prob must be in (0, 1], got {self.blank_skip_prob}")
+        for name in ("lm_weight", "word_score"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite")
+        if self.hotwords is not None:
+            words = dict(self.hotwords)
+            for phrase, weight in words.items():
+                if not phrase.strip() or not math.isfinite(weight):
+                    raise ValueError(f"bad hotword {phrase!r}: {weight}")
+            object.__setattr__(self, "hotwords", words or None)  # a private copy
+        if self.method == "greedy" and self.uses_words:
+            raise ValueError("a language model, word score or hotwords need method='beam'")
+
+    @property
+    def uses_words(self) -> bool:
+        """Whether the search needs word boundaries (an LM, a word score or hotwords)."""
+        return self.lm_path is not None or self.word_score != 0.0 or bool(self.hotwords)
 
 
 def ctc_greedy_search(log_probs: torch.Tensor, blank_id: int = 0) -> list[TokenSpan]:
@@ -32,8 +103,7 @@ def ctc_greedy_search(log_probs: torch.Tensor, blank_id: int = 0) -> list[TokenS
     A token repeated across a blank ("a _ a") is two tokens; the spike frame of a token is the
     first frame of its run, its probability the posterior there.
     """
-    if log_probs.dim() != 2:
-        raise ValueError(f"expected (T, V) log-probs, got shape {tuple(log_probs.shape)}")
+    _check_shape(log_probs)
     if log_probs.shape[0] == 0:
         return []
     best, ids = log_probs.max(dim=-1)  # (T,)
@@ -47,8 +117,318 @@ def ctc_greedy_search(log_probs: torch.Tensor, blank_id: int = 0) -> list[TokenS
     ]
 
 
-def decode(log_probs: torch.Tensor, options: DecodeOptions | None = None) -> list[TokenSpan]:
+def _check_shape(log_probs: torch.Tensor) -> None:
+    if log_probs.dim() != 2:
+        raise ValueError(f"expected (T, V) log-probs, got shape {tuple(log_probs.shape)}")
+
+
+@dataclass
+class Hypothesis:
+    """One beam-search result: its tokens and scores (natural logs)."""
+
+    tokens: list[TokenSpan]
+    score: float  # acoustic + lm/word/hotword bonuses: what the beam ranks by
+    acoustic: float  # ln P(token sequence | audio) as summed over the surviving paths
+    ids: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ids = [t.id for t in self.tokens]
+
+
+class _Prefix:
+    """A node of the prefix tree: its last token, where it spiked, and scorer state."""
+
+    __slots__ = ("token", "parent", "frame", "prob", "extra", "state")
+
+    def __init__(
+        self, token: int, parent: _Prefix | None, frame: int, prob: float, extra: float, state: Any
+    ) -> None:
+        self.token = token
+        self.parent = parent
+        self.frame = frame
+        self.prob = prob
+        self.extra = extra  # LM/word/hotword bonus of the whole prefix
+        self.state = state
+
+    def spans(self) -> list[TokenSpan]:
+        out = []
+        node: _Prefix | None = self
+        while node is not None and node.parent is not None:
+            out.append(TokenSpan(node.token, node.frame, node.prob))
+            node = node.parent
+        return out[::-1]
+
+
+class _WordScorer:
+    """Scores prefixes by words: a word ends where the next ``▁`` piece starts."""
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        lm: ArpaLM | None,
+        lm_weight: float,
+        word_score: float,
+        graph: ContextGraph | None,
+    ) -> None:
+        self.pieces = vocab.tokens
+        self.starts = [vocab.starts_word(i) for i in range(len(vocab))]
+        self.lm, self.lm_weight, self.word_score, self.graph = lm, lm_weight, word_score, graph
+
+    def initial(self) -> tuple[Any, str, Any]:
+        return (self.lm.begin() if self.lm else (), "", self.graph.root if self.graph else None)
+
+    def _word(self, lm_state: Any, word: str) -> tuple[float, Any]:
+        if self.lm is None:
+            return self.word_score, lm_state
+        logp, lm_state = self.lm.score(lm_state, word)
+        return self.lm_weight * logp + self.word_score, lm_state
+
+    def extend(self, state: tuple[Any, str, Any], token: int) -> tuple[float, tuple[Any, str, Any]]:
+        lm_state, word, hot = state
+        delta = 0.0
+        piece = self.pieces[token]
+        if self.starts[token]:
+            if word:
+                delta, lm_state = self._word(lm_state, word)
+            word = piece[1:]
+        else:
+            word += piece
+        if self.graph is not None:
+            hot, bonus = self.graph.step(hot, token)
+            delta += bonus
+        return delta, (lm_state, word, hot)
+
+    def finish(self, state: tuple[Any, str, Any]) -> float:
+        lm_state, word, hot = state
+        delta = 0.0
+        if word:
+            delta, lm_state = self._word(lm_state, word)
+        if self.lm is not None:
+            delta += self.lm_weight * self.lm.score(lm_state, EOS)[0]
+        if self.graph is not None:
+            delta += self.graph.finish(hot)
+        return delta
+
+
+_HASH_MOD = (1 << 61) - 1  # prefixes are keyed by a rolling hash: O(1) per extension
+_HASH_BASE = 1_000_003
+_BLOCK = 4096  # frames per top-k block: bounds the extra memory for hour-long inputs
+
+
+def _frame_candidates(
+    log_probs: torch.Tensor, blank_id: int, top_k: int, min_prob: float, skip_prob: float
+) -> tuple[list[int], list[float], list[list[tuple[int, float]]], float]:
+    """Frames to search, their blank posteriors, their candidate tokens; log-mass of skipped."""
+    blank = log_probs[:, blank_id].double()  # (T,)
+    skip = blank.exp() > skip_prob
+    frames = (~skip).nonzero().squeeze(1)
+    skipped = float(blank[skip].sum())
+    k = min(top_k + 1, log_probs.shape[1])  # +1: blank may be among the top
+    cands: list[list[tuple[int, float]]] = []
+    for start in range(0, len(frames), _BLOCK):
+        rows = log_probs[frames[start : start + _BLOCK]]  # (B, V)
+        vals, ids = rows.topk(k, dim=1)  # (B, k)
+        for vs, cs in zip(vals.exp().tolist(), ids.tolist(), strict=True):
+            cands.append(
+                [(c, p) for c, p in zip(cs, vs, strict=True) if c != blank_id and p >= min_prob][
+                    :top_k
+                ]
+            )
+    return frames.tolist(), blank[frames].exp().tolist(), cands, skipped
+
+
+def ctc_prefix_beam_search(
+    log_probs: torch.Tensor,
+    beam_size: int = 8,
+    blank_id: int = 0,
+    *,
+    token_top_k: int = 8,
+    token_min_prob: float = 1e-4,
+    blank_skip_prob: float = 0.999,
+    scorer: _WordScorer | None = None,
+    nbest: int = 1,
+) -> list[Hypothesis]:
+    """CTC prefix beam search; returns up to ``nbest`` hypotheses, best first.
+
+    Each prefix keeps P(prefix, path ends in blank) and P(prefix, path ends in its last token),
+    in probability space renormalised every frame (cheaper than log-add-exp in Python).
+    Spike frame of a token: the frame where it was first appended to its prefix; it moves to a
+    later emission only if that emission brings more mass than the prefix held until then.
+    With pruning off (large ``beam_size``/``token_top_k``, ``token_min_prob=0``,
+    ``blank_skip_prob=1``) the best hypothesis is the exact most probable token sequence.
+    """
+    _check_shape(log_probs)
+    lp = log_probs.detach().float().cpu()
+    root = _Prefix(-1, None, -1, 1.0, 0.0, scorer.initial() if scorer else None)
+    beam: dict[int, list[Any]] = {0: [1.0, 0.0, root]}  # hash -> [p_blank, p_token, node]
+    log_scale = 0.0
+    skipped = 0.0
+    if lp.shape[0] > 0:
+        frames, blanks, cands, skipped = _frame_candidates(
+            lp, blank_id, token_top_k, token_min_prob, blank_skip_prob
+        )
+        prev_t = -1
+        for t, p_blank, cand in zip(frames, blanks, cands, strict=True):
+            if t > prev_t + 1:  # skipped blank frames in between: every path now ends in blank
+                for e in beam.values():
+                    e[0] += e[1]
+                    e[1] = 0.0
+            prev_t = t
+            beam, scale = _step(beam, t, p_blank, cand, beam_size, scorer)
+            log_scale += scale
+    ends = []
+    for e in beam.values():
+        mass = e[0] + e[1]
+        node = e[2]
+        acoustic = (math.log(mass) if mass > 0 else -math.inf) + log_scale + skipped
+        bonus = node.extra + (scorer.finish(node.state) if scorer else 0.0)
+        ends.append((acoustic + bonus, acoustic, node))
+    ends.sort(key=lambda x: x[0], reverse=True)
+    return [Hypothesis(node.spans(), score, acoustic) for score, acoustic, node in ends[:nbest]]
+
+
+def _step(
+    beam: dict[int, list[Any]],
+    t: int,
+    p_blank: float,
+    cand: list[tuple[int, float]],
+    beam_size: int,
+    scorer: _WordScorer | None,
+) -> tuple[dict[int, list[Any]], float]:
+    """One frame of prefix beam search; returns the new beam and the log of its rescaling."""
+    nxt: dict[int, list[Any]] = {}
+    for h, (pb, pt, node) in beam.items():
+        total = pb + pt
+        own = nxt.get(h)
+        if own is None:
+            own = nxt[h] = [total * p_blank, 0.0, node]
+        else:
+            own[0] += total * p_blank
+        last = node.token
+        for c, p in cand:
+            if c == last:
+                own[1] += pt * p  # the same token continues: no new token
+                add = pb * p  # after a blank, the same token again is a new token
+                if add <= 0.0:
+                    continue
+            else:
+                add = total * p
+            ch = (h * _HASH_BASE + c + 1) % _HASH_MOD
+            old = beam.get(ch)
+            if old is None:
+                entry = nxt.get(ch)
+                if entry is None:
+                    if scorer is None:
+                        child = _Prefix(c, node, t, p, 0.0, None)
+                    else:
+                        delta, state = scorer.extend(node.state, c)
+                        child = _Prefix(c, node, t, p, node.extra + delta, state)
+                    nxt[ch] = [0.0, add, child]
+                else:
+                    entry[1] += add
+                continue
+            child = old[2]
+            if add > old[0] + old[1]:  # this emission outweighs all the prefix had: spike moves
+                child.frame, child.prob = t, p
+            entry = nxt.get(ch)
+            if entry is None:
+                nxt[ch] = [0.0, add, child]
+            else:
+                entry[1] += add
+    if len(nxt) > beam_size:
+        # sorted() beats heapq.nlargest on the few dozen candidates a frame has
+        key = _mass if scorer is None else _ranked
+        nxt = dict(sorted(nxt.items(), key=key, reverse=True)[:beam_size])
+    top = max(e[0] + e[1] for e in nxt.values())
+    if top <= 0.0:
+        return nxt, 0.0
+    for e in nxt.values():
+        e[0] /= top
+        e[1] /= top
+    return nxt, math.log(top)
+
+
+def _mass(kv: tuple[int, list[Any]]) -> float:
+    return kv[1][0] + kv[1][1]
+
+
+def _ranked(kv: tuple[int, list[Any]]) -> float:
+    e = kv[1]
+    mass = e[0] + e[1]
+    return (math.log(mass) if mass > 0 else -math.inf) + e[2].extra
+
+
+@functools.lru_cache(maxsize=4)
+def _load_lm(path: str, mtime_ns: int) -> ArpaLM:
+    del mtime_ns  # part of the cache key only: a rewritten file is read again
+    return ArpaLM.from_file(path)
+
+
+class CTCDecoder:
+    """``decoder(log_probs) -> list[TokenSpan]`` for fixed options (LM and hotwords loaded once)."""
+
+    def __init__(self, options: DecodeOptions | None = None, vocab: Vocabulary | None = None):
+        self.options = options = options or DecodeOptions()
+        self.vocab = vocab
+        self._scorer: _WordScorer | None = None
+        if options.uses_words:
+            if vocab is None:
+                raise ValueError("a language model, word score or hotwords need the vocabulary")
+            lm = None
+            if options.lm_path is not None:
+                path = os.fspath(options.lm_path)
+                lm = _load_lm(path, _mtime(path))
+            graph = None
+            if options.hotwords:
+                graph = ContextGraph.build(options.hotwords, vocab, options.bpe_model)
+            self._scorer = _WordScorer(vocab, lm, options.lm_weight, options.word_score, graph)
+
+    def __call__(self, log_probs: torch.Tensor) -> list[TokenSpan]:
+        if self.options.method == "greedy":
+            return ctc_greedy_search(log_probs, self.options.blank_id)
+        return self.search(log_probs)[0].tokens
+
+    def search(self, log_probs: torch.Tensor, nbest: int = 1) -> list[Hypothesis]:
+        """Beam search with these options, keeping the scores (whatever ``method`` says)."""
+        o = self.options
+        if self.vocab is not None and log_probs.shape[-1] != len(self.vocab):
+            raise ValueError(
+                f"log-probs have {log_probs.shape[-1]} classes, the vocabulary {len(self.vocab)}"
+            )
+        return ctc_prefix_beam_search(
+            log_probs,
+            o.beam_size,
+            o.blank_id,
+            token_top_k=o.token_top_k,
+            token_min_prob=o.token_min_prob,
+            blank_skip_prob=o.blank_skip_prob,
+            scorer=self._scorer,
+            nbest=nbest,
+        )
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0  # ArpaLM.from_file reports the error
+
+
+_last_decoder: CTCDecoder | None = None
+
+
+def decode(
+    log_probs: torch.Tensor, options: DecodeOptions | None = None, vocab: Vocabulary | None = None
+) -> list[TokenSpan]:
+    """Decode one file's (T, V) log-probs; ``vocab`` is needed for an LM, word score or hotwords.
+
+    Reuses the decoder of the previous call when the options and vocabulary are the same.
+    """
+    global _last_decoder
     options = options or DecodeOptions()
     if options.method == "greedy":
         return ctc_greedy_search(log_probs, options.blank_id)
-    raise NotImplementedError("beam search is not available yet")
+    dec = _last_decoder
+    if dec is None or dec.options != options or dec.vocab is not vocab:
+        dec = _last_decoder = CTCDecoder(options, vocab)
+    return dec(log_probs)
