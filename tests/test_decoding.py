@@ -111,6 +111,17 @@ def test_pruned_beam_agrees_with_greedy_on_peaky_input() -> None:
     assert [t.probability for t in beam] == pytest.approx([t.probability for t in greedy])
 
 
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_compact_top_k_input_matches_dense(method: str) -> None:
+    lp = synthetic(300, 40, seed=3)
+    vals, ids = lp.topk(6, dim=1)
+    opts = DecodeOptions(method=method, beam_size=4)
+    assert decode(vals, opts, ids=ids) == decode(lp, opts)
+    assert ctc_prefix_beam_search(vals[:, 1:], 4, ids=ids[:, 1:])[0].ids  # blank-less frames
+    with pytest.raises(ValueError):
+        decode(vals, opts, ids=ids[:, :2])
+
+
 def test_blank_skip_keeps_repeat_semantics() -> None:
     # the middle frame is skipped (blank 0.9999): "1 _ 1" must still be two tokens
     lp = frames({1: 0.99}, {0: 0.9999}, {1: 0.99}, vocab_size=3)

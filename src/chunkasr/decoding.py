@@ -97,16 +97,21 @@ class DecodeOptions:
         return self.lm_path is not None or self.word_score != 0.0 or bool(self.hotwords)
 
 
-def ctc_greedy_search(log_probs: torch.Tensor, blank_id: int = 0) -> list[TokenSpan]:
+def ctc_greedy_search(
+    log_probs: torch.Tensor, blank_id: int = 0, ids: torch.Tensor | None = None
+) -> list[TokenSpan]:
     """Best path: argmax per frame, merge repeats, drop blanks.
 
     A token repeated across a blank ("a _ a") is two tokens; the spike frame of a token is the
-    first frame of its run, its probability the posterior there.
+    first frame of its run, its probability the posterior there. ``ids`` (T, K): the inputs
+    are only each frame's top K log-probs, column k being token ``ids[t, k]`` (the engine's
+    compact posteriors).
     """
-    _check_shape(log_probs)
+    _check_shape(log_probs, ids)
     if log_probs.shape[0] == 0:
         return []
-    best, ids = log_probs.max(dim=-1)  # (T,)
+    best, col = log_probs.max(dim=-1)  # (T,)
+    ids = col if ids is None else ids.gather(1, col[:, None]).squeeze(1).long()
     prev = torch.cat([ids.new_full((1,), -1), ids[:-1]])
     keep = (ids != prev) & (ids != blank_id)
     frames = keep.nonzero().squeeze(1)
@@ -117,9 +122,11 @@ def ctc_greedy_search(log_probs: torch.Tensor, blank_id: int = 0) -> list[TokenS
     ]
 
 
-def _check_shape(log_probs: torch.Tensor) -> None:
+def _check_shape(log_probs: torch.Tensor, ids: torch.Tensor | None = None) -> None:
     if log_probs.dim() != 2:
         raise ValueError(f"expected (T, V) log-probs, got shape {tuple(log_probs.shape)}")
+    if ids is not None and ids.shape != log_probs.shape:
+        raise ValueError(f"ids {tuple(ids.shape)} do not match log-probs {tuple(log_probs.shape)}")
 
 
 @dataclass
@@ -216,24 +223,32 @@ _BLOCK = 4096  # frames per top-k block: bounds the extra memory for hour-long i
 
 
 def _frame_candidates(
-    log_probs: torch.Tensor, blank_id: int, top_k: int, min_prob: float, skip_prob: float
+    log_probs: torch.Tensor,
+    ids: torch.Tensor | None,
+    blank_id: int,
+    top_k: int,
+    min_prob: float,
+    skip_prob: float,
 ) -> tuple[list[int], list[float], list[list[tuple[int, float]]], float]:
     """Frames to search, their blank posteriors, their candidate tokens; log-mass of skipped."""
-    blank = log_probs[:, blank_id].double()  # (T,)
+    if ids is None:
+        blank = log_probs[:, blank_id].double()  # (T,)
+    else:  # a frame whose top K lacks the blank gives it probability 0
+        is_blank = ids == blank_id
+        blank = log_probs.masked_fill(~is_blank, -math.inf).amax(1).double()
     skip = blank.exp() > skip_prob
     frames = (~skip).nonzero().squeeze(1)
     skipped = float(blank[skip].sum())
     k = min(top_k + 1, log_probs.shape[1])  # +1: blank may be among the top
+    floor = max(min_prob, 1e-300)  # pruned entries of compact inputs are -inf
     cands: list[list[tuple[int, float]]] = []
     for start in range(0, len(frames), _BLOCK):
-        rows = log_probs[frames[start : start + _BLOCK]]  # (B, V)
-        vals, ids = rows.topk(k, dim=1)  # (B, k)
-        for vs, cs in zip(vals.exp().tolist(), ids.tolist(), strict=True):
-            cands.append(
-                [(c, p) for c, p in zip(cs, vs, strict=True) if c != blank_id and p >= min_prob][
-                    :top_k
-                ]
-            )
+        sel = frames[start : start + _BLOCK]
+        vals, cols = log_probs[sel].topk(k, dim=1)  # (B, k)
+        toks = cols if ids is None else ids[sel].gather(1, cols)
+        for vs, cs in zip(vals.exp().tolist(), toks.tolist(), strict=True):
+            keep = [(c, p) for c, p in zip(cs, vs, strict=True) if c != blank_id and p >= floor]
+            cands.append(keep[:top_k])
     return frames.tolist(), blank[frames].exp().tolist(), cands, skipped
 
 
@@ -247,6 +262,7 @@ def ctc_prefix_beam_search(
     blank_skip_prob: float = 0.999,
     scorer: _WordScorer | None = None,
     nbest: int = 1,
+    ids: torch.Tensor | None = None,
 ) -> list[Hypothesis]:
     """CTC prefix beam search; returns up to ``nbest`` hypotheses, best first.
 
@@ -256,16 +272,19 @@ def ctc_prefix_beam_search(
     later emission only if that emission brings more mass than the prefix held until then.
     With pruning off (large ``beam_size``/``token_top_k``, ``token_min_prob=0``,
     ``blank_skip_prob=1``) the best hypothesis is the exact most probable token sequence.
+    ``ids``: as in :func:`ctc_greedy_search`.
     """
-    _check_shape(log_probs)
+    _check_shape(log_probs, ids)
     lp = log_probs.detach().float().cpu()
+    if ids is not None:
+        ids = ids.detach().cpu().long()
     root = _Prefix(-1, None, -1, 1.0, 0.0, scorer.initial() if scorer else None)
     beam: dict[int, list[Any]] = {0: [1.0, 0.0, root]}  # hash -> [p_blank, p_token, node]
     log_scale = 0.0
     skipped = 0.0
     if lp.shape[0] > 0:
         frames, blanks, cands, skipped = _frame_candidates(
-            lp, blank_id, token_top_k, token_min_prob, blank_skip_prob
+            lp, ids, blank_id, token_top_k, token_min_prob, blank_skip_prob
         )
         prev_t = -1
         for t, p_blank, cand in zip(frames, blanks, cands, strict=True):
@@ -340,8 +359,8 @@ def _step(
         key = _mass if scorer is None else _ranked
         nxt = dict(sorted(nxt.items(), key=key, reverse=True)[:beam_size])
     top = max(e[0] + e[1] for e in nxt.values())
-    if top <= 0.0:
-        return nxt, 0.0
+    if top <= 0.0:  # nothing survives this frame (compact input without blank): ignore it
+        return beam, 0.0
     for e in nxt.values():
         e[0] /= top
         e[1] /= top
@@ -383,15 +402,20 @@ class CTCDecoder:
                 graph = ContextGraph.build(options.hotwords, vocab, options.bpe_model)
             self._scorer = _WordScorer(vocab, lm, options.lm_weight, options.word_score, graph)
 
-    def __call__(self, log_probs: torch.Tensor) -> list[TokenSpan]:
+    def __call__(
+        self, log_probs: torch.Tensor, ids: torch.Tensor | None = None
+    ) -> list[TokenSpan]:
+        """Tokens of one file; ``log_probs`` (T, V), or (T, K) with ``ids`` (see greedy search)."""
         if self.options.method == "greedy":
-            return ctc_greedy_search(log_probs, self.options.blank_id)
-        return self.search(log_probs)[0].tokens
+            return ctc_greedy_search(log_probs, self.options.blank_id, ids)
+        return self.search(log_probs, ids=ids)[0].tokens
 
-    def search(self, log_probs: torch.Tensor, nbest: int = 1) -> list[Hypothesis]:
+    def search(
+        self, log_probs: torch.Tensor, nbest: int = 1, ids: torch.Tensor | None = None
+    ) -> list[Hypothesis]:
         """Beam search with these options, keeping the scores (whatever ``method`` says)."""
         o = self.options
-        if self.vocab is not None and log_probs.shape[-1] != len(self.vocab):
+        if self.vocab is not None and ids is None and log_probs.shape[-1] != len(self.vocab):
             raise ValueError(
                 f"log-probs have {log_probs.shape[-1]} classes, the vocabulary {len(self.vocab)}"
             )
@@ -404,6 +428,7 @@ class CTCDecoder:
             blank_skip_prob=o.blank_skip_prob,
             scorer=self._scorer,
             nbest=nbest,
+            ids=ids,
         )
 
 
@@ -418,17 +443,21 @@ _last_decoder: CTCDecoder | None = None
 
 
 def decode(
-    log_probs: torch.Tensor, options: DecodeOptions | None = None, vocab: Vocabulary | None = None
+    log_probs: torch.Tensor,
+    options: DecodeOptions | None = None,
+    vocab: Vocabulary | None = None,
+    ids: torch.Tensor | None = None,
 ) -> list[TokenSpan]:
-    """Decode one file's (T, V) log-probs; ``vocab`` is needed for an LM, word score or hotwords.
+    """Decode one file's (T, V) log-probs (or top-K ones with ``ids``, see greedy search).
 
-    Reuses the decoder of the previous call when the options and vocabulary are the same.
+    ``vocab`` is needed for an LM, word score or hotwords. Reuses the decoder of the previous
+    call when the options and vocabulary are the same.
     """
     global _last_decoder
     options = options or DecodeOptions()
     if options.method == "greedy":
-        return ctc_greedy_search(log_probs, options.blank_id)
+        return ctc_greedy_search(log_probs, options.blank_id, ids)
     dec = _last_decoder
     if dec is None or dec.options != options or dec.vocab is not vocab:
         dec = _last_decoder = CTCDecoder(options, vocab)
-    return dec(log_probs)
+    return dec(log_probs, ids)
