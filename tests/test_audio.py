@@ -229,3 +229,15 @@ def test_video_without_audio(tmp_path):
             c.mux(p)
     with pytest.raises(AudioError, match="no audio stream"):
         load_audio(path)
+
+
+def test_find_audio_files(tmp_path):
+    for name in ["b.WAV", "a.mp3", "notes.txt", ".hidden.wav", "sub/c.flac", ".git/d.wav",
+                 "sub/deeper/e.m4a"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    rel = lambda ps: [p.relative_to(tmp_path).as_posix() for p in ps]  # noqa: E731
+    assert rel(audio.find_audio_files(tmp_path)) == ["a.mp3", "b.WAV"]
+    assert rel(audio.find_audio_files(tmp_path, recursive=True)) == [
+        "a.mp3", "b.WAV", "sub/c.flac", "sub/deeper/e.m4a"
+    ]

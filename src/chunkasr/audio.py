@@ -60,7 +60,14 @@ import torch
 from .errors import AudioError
 
 __all__ = [
-    "SAMPLE_RATE", "AudioSource", "load_audio", "iter_blocks", "probe_duration", "resample"
+    "SAMPLE_RATE",
+    "AUDIO_EXTENSIONS",
+    "AudioSource",
+    "load_audio",
+    "iter_blocks",
+    "probe_duration",
+    "resample",
+    "find_audio_files",
 ]
 
 SAMPLE_RATE = 16000  # Hz, what every ChunkFormer model is trained on
@@ -71,6 +78,11 @@ AudioSource = Union[str, "os.PathLike[str]", bytes, np.ndarray]
 _ZERO_CROSSINGS = 16
 _ROLLOFF = 0.945
 _KAISER_BETA = 8.555
+
+# what a directory given as input is searched for (any file given by name is tried anyway)
+_EXTENSIONS = """wav wave flac ogg oga opus mp3 m4a m4b aac mp4 m4v mkv mka webm mov avi wma wmv
+aif aiff aifc au caf w64 amr 3gp ac3 mpg mpeg ts"""
+AUDIO_EXTENSIONS = frozenset("." + e for e in _EXTENSIONS.split())
 
 _HEADER_BYTES = 4096  # enough to find a WAV "fmt " chunk after a few metadata chunks
 
@@ -444,3 +456,19 @@ def probe_duration(source: AudioSource) -> float | None:
     if isinstance(source, str) and source == "-":
         return None
     return _open(source).duration()
+
+
+def find_audio_files(directory: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
+    """Files under ``directory`` whose extension is in ``AUDIO_EXTENSIONS`` (any case), in
+    sorted path order; hidden files and directories (".name", e.g. our own temporary
+    outputs) are skipped."""
+    root = Path(directory)
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
+        found.extend(
+            Path(dirpath) / name
+            for name in filenames
+            if not name.startswith(".") and Path(name).suffix.lower() in AUDIO_EXTENSIONS
+        )
+    return sorted(found)
