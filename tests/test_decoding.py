@@ -190,3 +190,28 @@ def test_failed_partial_hotword_gets_no_net_boost() -> None:
         DecodeOptions(method="beam", word_score=0.1, hotwords={"new york": 1.0}, **WIDE), vocab
     ).search(full)[0]
     assert biased.score == pytest.approx(plain.score + 2.0, abs=1e-6)
+
+
+def test_cli_decoder_flags(tiny_model_dir, tmp_path) -> None:
+    import numpy as np
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from chunkasr.cli import main
+
+    wav = tmp_path / "noise.wav"
+    sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 16000).astype("float32"), 16000)
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text(estimate_kneser_ney([["the", "cat"], ["a", "cat"]], 2))
+    base = ["transcribe", str(wav), "-m", str(tiny_model_dir), "-q"]
+    runner = CliRunner()
+    ok = runner.invoke(main, [*base, "--lm", str(arpa), "--hotwords", "the cat:1.5,a"])
+    assert ok.exit_code == 0, ok.output
+    assert runner.invoke(main, [*base, "--decoder", "beam", "--beam-size", "2"]).exit_code == 0
+    for bad in (
+        ["--decoder", "greedy", "--lm", str(arpa)],  # greedy cannot use an LM
+        ["--hotwords", "zebra"],  # 'z' is no piece of the tiny vocabulary
+        ["--beam-size", "0"],
+    ):
+        result = runner.invoke(main, [*base, *bad])
+        assert result.exit_code == 2, (bad, result.output)

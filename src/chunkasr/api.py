@@ -141,8 +141,8 @@ class Model:
             if r.error is not None or r.posteriors is None:
                 yield TranscriptionResult(r.index, r.source, None, r.error)
                 continue
-            logp = r.posteriors.dense(self.cfg.vocab_size)
-            tokens = decode(logp, dec)
+            post = r.posteriors  # compact top-k is decoded as is: no dense (T, V) copy
+            tokens = decode(post.logp, dec, self.vocab, ids=post.ids)
             name = r.source if isinstance(r.source, str) else f"<array {r.index}>"
             transcript = align.build_transcript(
                 tokens, self.vocab, str(name), r.duration, self.name, self.language or "und", pause
