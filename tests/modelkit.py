@@ -9,8 +9,19 @@ import torch
 from chunkasr.model import ChunkFormerCTC, ModelConfig
 from chunkasr.model.checkpoint import save_model_dir
 
-TINY_TOKENS = ["<blank>", "<unk>", "\u2581a", "\u2581b", "\u2581the", "\u2581cat", "s", "t",
-               "\u2581", "e", "<sos/eos>"]
+TINY_TOKENS = [
+    "<blank>",
+    "<unk>",
+    "\u2581a",
+    "\u2581b",
+    "\u2581the",
+    "\u2581cat",
+    "s",
+    "t",
+    "\u2581",
+    "e",
+    "<sos/eos>",
+]
 
 
 def random_model(cfg: ModelConfig, seed: int = 0) -> ChunkFormerCTC:
@@ -29,6 +40,11 @@ def random_model(cfg: ModelConfig, seed: int = 0) -> ChunkFormerCTC:
 
 
 def make_tiny_model_dir(path: Path, seed: int = 0, blocks: int = 2) -> Path:
-    cfg = ModelConfig(vocab_size=len(TINY_TOKENS), d_model=32, attention_heads=2,
-                      linear_units=64, num_blocks=blocks)
+    cfg = ModelConfig(
+        vocab_size=len(TINY_TOKENS),
+        d_model=32,
+        attention_heads=2,
+        linear_units=64,
+        num_blocks=blocks,
+    )
     return save_model_dir(random_model(cfg, seed), TINY_TOKENS, path)

@@ -32,8 +32,12 @@ def _reference(model, audio, ctx):
 
 
 def _run(model, audio, ctx, batch_seconds, block_seconds):
-    opts = EngineOptions(chunk=ChunkConfig(*ctx), batch_duration=batch_seconds, top_k=None,
-                         block_seconds=block_seconds)
+    opts = EngineOptions(
+        chunk=ChunkConfig(*ctx),
+        batch_duration=batch_seconds,
+        top_k=None,
+        block_seconds=block_seconds,
+    )
     return list(Engine(model, opts, torch.device("cpu")).run(audio))
 
 

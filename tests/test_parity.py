@@ -41,7 +41,9 @@ def test_golden_parity(name: str, key: str) -> None:
     ctx = tuple(int(v) for v in key.split(","))
     ours = _ours(PARITY / name, case["lengths"], case["seeds"], ctx)  # type: ignore[arg-type]
     for n, want, got in zip(case["lengths"], case["logp"], ours, strict=True):
-        assert got.shape == want.shape, f"{n} frames: shape {tuple(got.shape)} != {tuple(want.shape)}"
+        assert got.shape == want.shape, (
+            f"{n} frames: shape {tuple(got.shape)} != {tuple(want.shape)}"
+        )
         if want.numel():
             diff = float((got - want).abs().max())
             assert diff < TOL, f"{name} {key} {n} frames: max abs diff {diff:.2e}"
@@ -63,8 +65,10 @@ def test_loads_official_dir_ignoring_only_decoder() -> None:
 
 
 @pytest.mark.official
-@pytest.mark.skipif(importlib.util.find_spec("chunkformer") is None,
-                    reason="the official chunkformer package is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("chunkformer") is None,
+    reason="the official chunkformer package is not installed",
+)
 @pytest.mark.parametrize("ctx", [(64, 128, 128), (32, 64, 32), (128, 256, 128), (16, 4, 0)])
 def test_live_parity(ctx: tuple[int, int, int]) -> None:
     from make_parity_fixtures import MODELS as SPECS
@@ -77,7 +81,9 @@ def test_live_parity(ctx: tuple[int, int, int]) -> None:
     from chunkformer.utils.init_model import init_speech_model
     from make_parity_fixtures import official_config
 
-    off, _ = init_speech_model(None, official_config(SPECS[name], str(PARITY / name / "global_cmvn")))
+    off, _ = init_speech_model(
+        None, official_config(SPECS[name], str(PARITY / name / "global_cmvn"))
+    )
     off.load_state_dict(read_checkpoint(PARITY / name / "pytorch_model.bin"), strict=False)
     off.eval()
     lengths = [15, 200, 1111, 4000]

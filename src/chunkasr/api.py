@@ -78,10 +78,7 @@ def load_model(
     dt = resolve_dtype(dtype, dev)
     net, cfg, vocab = load_model_dir(path)
     net.to(dev)
-    if name_or_path is None:
-        name = BUNDLED_NAME
-    else:
-        name = os.fspath(name_or_path)
+    name = BUNDLED_NAME if name_or_path is None else os.fspath(name_or_path)
     bundled = bundled_model_dir()
     language = cfg.extra.get("language")
     if language is None and bundled is not None and path.resolve() == bundled.resolve():
@@ -122,7 +119,10 @@ class Model:
     ) -> Iterator[FileResult]:
         """CTC posteriors per source, in input order, as each file completes."""
         opts = EngineOptions(
-            chunk=chunk or ChunkConfig(), batch_duration=batch_duration, top_k=top_k, dtype=self.dtype
+            chunk=chunk or ChunkConfig(),
+            batch_duration=batch_duration,
+            top_k=top_k,
+            dtype=self.dtype,
         )
         return Engine(self.net, opts, self.device).run(sources, on_progress)
 
@@ -162,9 +162,12 @@ class Model:
 
         A single path or array may be passed instead of a list. Raises the first error met.
         """
-        if isinstance(sources, str | os.PathLike) or hasattr(sources, "shape"):
-            sources = [sources]
-        items = [os.fspath(s) if isinstance(s, os.PathLike) else s for s in sources]  # type: ignore[union-attr]
+        many: Iterable[object] = (
+            [sources]
+            if isinstance(sources, str | os.PathLike) or hasattr(sources, "shape")
+            else sources  # type: ignore[assignment]
+        )
+        items = [os.fspath(s) if isinstance(s, os.PathLike) else s for s in many]
         for r in self.results(items, chunk, decode_options, batch_duration, pause, on_progress):
             if r.error is not None:
                 raise r.error

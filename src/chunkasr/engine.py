@@ -108,18 +108,9 @@ def _iter_samples(source: object, block_seconds: float) -> Iterator[np.ndarray]:
         for i in range(0, len(arr), step):
             yield arr[i : i + step]
         return
-    try:
-        from . import audio  # imported here: audio pulls in PyAV, which array users don't need
-    except ImportError:  # TEMPORARY until audio.py lands
-        import soundfile as sf
+    from . import audio  # imported here: audio pulls in PyAV, which array users don't need
 
-        try:
-            data, sr = sf.read(str(source), dtype="float32", always_2d=True)
-        except Exception as e:
-            raise AudioError(str(e)) from e
-        yield from _iter_samples(data.mean(axis=1), block_seconds)
-        return
-    yield from audio.iter_blocks(source, block_seconds=block_seconds)
+    yield from audio.iter_blocks(source, block_seconds=block_seconds)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- per-stream state
@@ -327,7 +318,9 @@ class Engine:
             new: list[tuple[_Stream, torch.Tensor]] = []
             if fed:
                 x = enc.embed_chunks(torch.cat([f for _, f in fed]))  # (N, C, D)
-                new = list(zip([s for s, _ in fed], x.split([f.shape[0] for _, f in fed]), strict=True))
+                new = list(
+                    zip([s for s, _ in fed], x.split([f.shape[0] for _, f in fed]), strict=True)
+                )
             for st in active:
                 if st.input_done and st.chunks_fed == (st.total_chunks(C) if st.length else 0):
                     st.layers[0].ended = True
@@ -345,7 +338,9 @@ class Engine:
                     vals, ids = logp, None
                 sizes = [x.shape[0] for _, x in new]
                 for (st, _), v, i in zip(
-                    new, vals.split(sizes), ids.split(sizes) if ids is not None else [None] * len(new),
+                    new,
+                    vals.split(sizes),
+                    ids.split(sizes) if ids is not None else [None] * len(new),
                     strict=True,
                 ):
                     st.out_logp.append(v.cpu())
@@ -367,7 +362,9 @@ class Engine:
             x = torch.cat([x for _, x in new])
             x1, q, kv = layer.pre_attention(x)
             sizes = [x.shape[0] for _, x in new]
-            for (st, _), a, b, c in zip(new, x1.split(sizes), q.split(sizes), kv.split(sizes), strict=True):
+            for (st, _), a, b, c in zip(
+                new, x1.split(sizes), q.split(sizes), kv.split(sizes), strict=True
+            ):
                 ls = st.layers[li]
                 ls.x1 = _append(ls.x1, a)
                 ls.q = _append(ls.q, b)
@@ -379,7 +376,9 @@ class Engine:
                 up = st.layers[li - 1]
                 ls.ended = up.ended and up.j_out == st.total_chunks(C)
             elif li == 0 and not ls.ended:
-                ls.ended = st.input_done and st.length is not None and st.chunks_fed == st.total_chunks(C)
+                ls.ended = (
+                    st.input_done and st.length is not None and st.chunks_fed == st.total_chunks(C)
+                )
 
         # 2) attention for every chunk whose right context has arrived
         work_q, work_kv, work_mask, owners = [], [], [], []
@@ -443,7 +442,9 @@ class Engine:
             conv = None
             if work_g:
                 assert layer.conv_module is not None
-                conv = layer.conv_module.finish(torch.cat(work_g), torch.cat(work_gmask).to(self.device))
+                conv = layer.conv_module.finish(
+                    torch.cat(work_g), torch.cat(work_gmask).to(self.device)
+                )
             y = layer.post_conv(x2, conv)
             for (st, n), out in zip(owners2, y.split([n for _, n in owners2]), strict=True):
                 ls = st.layers[li]
@@ -462,7 +463,9 @@ class Engine:
         if not st.out_logp:
             width = self.opts.top_k if self.opts.top_k is not None and self.opts.top_k < V else V
             empty = torch.zeros(0, width)
-            return Posteriors(empty, torch.zeros(0, width, dtype=torch.int32) if width < V else None)
+            return Posteriors(
+                empty, torch.zeros(0, width, dtype=torch.int32) if width < V else None
+            )
         logp = torch.cat(st.out_logp).reshape(-1, st.out_logp[0].shape[-1])[:m]
         ids = torch.cat(st.out_ids).reshape(-1, logp.shape[-1])[:m] if st.out_ids else None
         return Posteriors(logp, ids)

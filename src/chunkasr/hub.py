@@ -30,7 +30,9 @@ class ModelInfo:
 
 def _bundled_candidates() -> list[Path]:
     env = os.environ.get("CHUNKASR_BUNDLED_MODEL")
-    cands = [Path(env)] if env else []
+    if env:  # an explicit location replaces the search
+        return [Path(env)]
+    cands: list[Path] = []
     here = Path(__file__).resolve()
     cands.append(here.parents[2] / "models" / BUNDLED_NAME)  # source checkout / editable install
     cands.append(Path(sys.prefix) / "share" / "chunkasr" / "models" / BUNDLED_NAME)

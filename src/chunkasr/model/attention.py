@@ -92,4 +92,6 @@ def _shift(x: torch.Tensor, width: int) -> torch.Tensor:
     N, H, C, P = x.shape
     x = x.contiguous()
     s = x.stride()
-    return x.as_strided((N, H, C, width), (s[0], s[1], s[2] - s[3], s[3]), x.storage_offset() + (C - 1) * s[3])
+    return x.as_strided(
+        (N, H, C, width), (s[0], s[1], s[2] - s[3], s[3]), x.storage_offset() + (C - 1) * s[3]
+    )

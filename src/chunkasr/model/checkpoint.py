@@ -53,9 +53,13 @@ def load_cmvn(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     except (KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
         raise ModelError(f"{path}: malformed CMVN stats: {e}") from e
     if count <= 0 or len(sums) != len(squares) or not sums:
-        raise ModelError(f"{path}: malformed CMVN stats (count {count}, dims {len(sums)}/{len(squares)})")
+        raise ModelError(
+            f"{path}: malformed CMVN stats (count {count}, dims {len(sums)}/{len(squares)})"
+        )
     mean = [s / count for s in sums]
-    istd = [1.0 / math.sqrt(max(q / count - m * m, 1e-20)) for q, m in zip(squares, mean, strict=True)]
+    istd = [
+        1.0 / math.sqrt(max(q / count - m * m, 1e-20)) for q, m in zip(squares, mean, strict=True)
+    ]
     return torch.tensor(mean, dtype=torch.float32), torch.tensor(istd, dtype=torch.float32)
 
 
@@ -121,7 +125,9 @@ def load_model_dir(model_dir: str | Path) -> tuple[ChunkFormerCTC, ModelConfig, 
     if cmvn_path.is_file():
         mean, istd = load_cmvn(cmvn_path)
         if mean.numel() != cfg.input_dim:
-            raise ModelError(f"{cmvn_path}: {mean.numel()} dims, model input_dim is {cfg.input_dim}")
+            raise ModelError(
+                f"{cmvn_path}: {mean.numel()} dims, model input_dim is {cfg.input_dim}"
+            )
         model.encoder.global_cmvn.mean.copy_(mean)
         model.encoder.global_cmvn.istd.copy_(istd)
     weights = find_weights(model_dir)

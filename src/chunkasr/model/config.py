@@ -165,7 +165,9 @@ class ChunkConfig:
 
     def __post_init__(self) -> None:
         if self.chunk_size == 0 or self.chunk_size < -1:
-            raise ValueError(f"chunk size must be positive or -1 (full context), got {self.chunk_size}")
+            raise ValueError(
+                f"chunk size must be positive or -1 (full context), got {self.chunk_size}"
+            )
         if self.full_context:
             return
         if self.left_context < 0 or self.right_context < 0:

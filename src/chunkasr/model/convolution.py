@@ -18,7 +18,9 @@ class ChunkConvolution(nn.Module):
         self.pointwise_conv1 = nn.Conv1d(channels, 2 * channels, 1)
         self.depthwise_conv = nn.Conv1d(channels, channels, kernel_size, groups=channels)
         self.use_layer_norm = norm == "layer_norm"
-        self.norm: nn.Module = nn.LayerNorm(channels) if self.use_layer_norm else nn.BatchNorm1d(channels)
+        self.norm: nn.Module = (
+            nn.LayerNorm(channels) if self.use_layer_norm else nn.BatchNorm1d(channels)
+        )
         self.pointwise_conv2 = nn.Conv1d(channels, channels, 1)
         self.activation = activation
 
@@ -31,10 +33,7 @@ class ChunkConvolution(nn.Module):
         """g: (N, C + 2k, D) gated frames around each chunk; mask: (N, C + 2k). -> (N, C, D)."""
         g = g.masked_fill(~mask.unsqueeze(-1), 0.0).transpose(1, 2)  # (N, D, C + 2k)
         y = self.depthwise_conv(g)  # (N, D, C)
-        if self.use_layer_norm:
-            y = self.norm(y.transpose(1, 2)).transpose(1, 2)
-        else:
-            y = self.norm(y)
+        y = self.norm(y.transpose(1, 2)).transpose(1, 2) if self.use_layer_norm else self.norm(y)
         y = self.activation(y)
         w = self.pointwise_conv2.weight.squeeze(-1)
         return F.linear(y.transpose(1, 2), w, self.pointwise_conv2.bias)  # (N, C, D)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .config import ModelConfig
+
 __all__ = ["CTCHead"]
 
 
@@ -21,7 +23,7 @@ class CTCHead(nn.Module):
 class ChunkFormerCTC(nn.Module):
     """Encoder + CTC head; ``state_dict`` keys match the official checkpoints (minus ``decoder.*``)."""
 
-    def __init__(self, cfg) -> None:  # cfg: ModelConfig (import below avoids a cycle)
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         from .encoder import ChunkFormerEncoder
 

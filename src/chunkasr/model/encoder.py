@@ -39,6 +39,9 @@ class FeedForward(nn.Module):
 class GlobalCMVN(nn.Module):
     """Feature normalisation with dataset statistics (``encoder.global_cmvn`` buffers)."""
 
+    mean: torch.Tensor
+    istd: torch.Tensor
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
@@ -93,7 +96,9 @@ class EncoderLayer(nn.Module):
         q, kv = self.self_attn.project(self.norm_mha(x))
         return x, q, kv
 
-    def post_attention(self, x: torch.Tensor, att: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def post_attention(
+        self, x: torch.Tensor, att: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Adds attention output; returns the residual and the gated conv input (or None)."""
         x = x + self.dropout(att)
         if self.conv_module is None:
@@ -174,11 +179,24 @@ def plan_chunks(
 ) -> ChunkPlan:
     """Chunk plan for files of ``lengths`` encoder frames. Files with 0 frames get no chunk."""
     n_chunks = tuple(-(-m // chunk) for m in lengths)
-    file = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(n_chunks, dtype=torch.long))
-    index = torch.cat([torch.arange(n) for n in n_chunks]) if n_chunks else torch.zeros(0, dtype=torch.long)
+    file = torch.repeat_interleave(
+        torch.arange(len(lengths)), torch.tensor(n_chunks, dtype=torch.long)
+    )
+    index = (
+        torch.cat([torch.arange(n) for n in n_chunks])
+        if n_chunks
+        else torch.zeros(0, dtype=torch.long)
+    )
     length = torch.tensor(lengths, dtype=torch.long)[file]
     return ChunkPlan(
-        chunk, left, right, file.to(device), index.to(device), length.to(device), n_chunks, tuple(lengths)
+        chunk,
+        left,
+        right,
+        file.to(device),
+        index.to(device),
+        length.to(device),
+        n_chunks,
+        tuple(lengths),
     )
 
 
@@ -227,10 +245,14 @@ class ChunkFormerEncoder(nn.Module):
         x = self.embed_chunks(chunk_features(feats, plan.n_chunks, chunk))
         out = self.forward_layers(x, plan)
         per_file = out.split(list(plan.n_chunks))
-        return [o.reshape(-1, o.shape[-1])[:m] for o, m in zip(per_file, lengths, strict=True)], plan
+        return [
+            o.reshape(-1, o.shape[-1])[:m] for o, m in zip(per_file, lengths, strict=True)
+        ], plan
 
 
-def chunk_features(feats: Sequence[torch.Tensor], n_chunks: Sequence[int], chunk: int) -> torch.Tensor:
+def chunk_features(
+    feats: Sequence[torch.Tensor], n_chunks: Sequence[int], chunk: int
+) -> torch.Tensor:
     """Cut each file's fbank into the (8C + 7)-frame spans behind its chunks (zero-padded)."""
     size = (chunk - 1) * FACTOR + RECEPTIVE_FIELD
     step = chunk * FACTOR
