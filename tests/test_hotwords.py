@@ -17,8 +17,11 @@ from chunkasr.hotwords import (
 from chunkasr.vocab import Vocabulary
 
 M = "\u2581"
-PIECES = ["<blank>", "<unk>", f"{M}new", f"{M}york", f"{M}yo", "rk", "s", f"{M}city", f"{M}ne", "w"]
-VOCAB = Vocabulary([*PIECES, "<sos/eos>"])
+# a BPE-consistent vocabulary: a merged piece's id is its merge rank, characters come last
+PIECES = ["<blank>", "<unk>", f"{M}n", "ew", f"{M}new", f"{M}y", "or", f"{M}yo", "rk", f"{M}york"]
+CHARS = [M, "n", "e", "w", "y", "o", "r", "k", "s", "c", "i", "t"]
+VOCAB = Vocabulary([*PIECES, *CHARS, f"{M}c", f"{M}city", "<sos/eos>"])
+ID = {t: i for i, t in enumerate(VOCAB.tokens)}
 
 
 def test_parse_spec_and_file(tmp_path: Path) -> None:
@@ -39,11 +42,13 @@ def test_parse_spec_and_file(tmp_path: Path) -> None:
         read_hotwords_file(tmp_path / "missing.txt")
 
 
-def test_longest_match_tokenizer() -> None:
+def test_tokenizer_replays_bpe_merges_and_offers_longest_match() -> None:
     tok = PhraseTokenizer(VOCAB)
-    ids = {t: i for i, t in enumerate(VOCAB.tokens)}
-    assert tok.encode("New York") == [ids[f"{M}new"], ids[f"{M}york"]]
-    assert tok.encode("yorks") == [ids[f"{M}york"], ids["s"]]
+    assert tok.encode("New") == [ID[f"{M}new"]]  # case folded to the vocabulary's
+    york = [ID[f"{M}y"], ID["or"], ID["k"]]  # merges by rank: ▁y, or; "▁yor" is no piece
+    assert tok.encode("york") == york
+    assert tok.alternatives("york") == [york, [ID[f"{M}york"]]]
+    assert tok.alternatives("new") == [[ID[f"{M}new"]]]
     with pytest.raises(ConfigError):
         tok.encode("zebra")
 
@@ -57,22 +62,33 @@ def walk(graph: ContextGraph, tokens: list[int]) -> list[float]:
     return deltas
 
 
+STARTS = [t.startswith(M) for t in VOCAB.tokens]
+NEW, YORK, CITY, S = ID[f"{M}new"], ID[f"{M}york"], ID[f"{M}city"], ID["s"]
+
+
 @pytest.fixture
 def graph() -> ContextGraph:
-    return ContextGraph.build({"new york": 1.0, "new york city": 2.0, "york": 0.5}, VOCAB)
+    phrases = {(NEW, YORK): 1.0, (NEW, YORK, CITY): 2.0, (YORK,): 0.5}
+    return ContextGraph(phrases, STARTS)
 
 
 def test_partial_match_grows_then_is_taken_back(graph: ContextGraph) -> None:
-    new, york, city, s = 2, 3, 7, 6
-    deltas = walk(graph, [new, city])  # "new city": no phrase
+    deltas = walk(graph, [NEW, CITY])  # "new city": no phrase
     assert deltas[0] > 0  # boosted while it could still match
     assert sum(deltas) == pytest.approx(0.0)
-    assert sum(walk(graph, [new, york, s])) == pytest.approx(0.0)  # "new yorks" is not a word
-    assert sum(walk(graph, [new, york])) == pytest.approx(4.0)  # weights are max over phrases
-    assert sum(walk(graph, [new, york, city])) == pytest.approx(6.0)
+    assert sum(walk(graph, [NEW, YORK, S])) == pytest.approx(0.0)  # "new yorks" is not a word
+    assert sum(walk(graph, [NEW, YORK])) == pytest.approx(4.0)  # weights are max over phrases
+    assert sum(walk(graph, [NEW, YORK, CITY])) == pytest.approx(6.0)
     # "new york" completes at the word boundary before "new", then a fresh partial fails
-    assert sum(walk(graph, [new, york, new, s])) == pytest.approx(4.0)
-    assert sum(walk(graph, [york, york])) == pytest.approx(1.0)
+    assert sum(walk(graph, [NEW, YORK, NEW, S])) == pytest.approx(4.0)
+    assert sum(walk(graph, [YORK, YORK])) == pytest.approx(1.0)
+
+
+def test_build_accepts_every_segmentation() -> None:
+    graph = ContextGraph.build({"york": 1.0}, VOCAB)
+    assert sum(walk(graph, [ID[f"{M}y"], ID["or"], ID["k"]])) == pytest.approx(3.0)
+    assert sum(walk(graph, [YORK])) == pytest.approx(1.0)
+    assert sum(walk(graph, [ID[f"{M}y"], ID["or"], ID["k"], S])) == pytest.approx(0.0)
 
 
 def test_sentencepiece_model_is_used_when_given(tmp_path: Path) -> None:

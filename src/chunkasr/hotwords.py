@@ -79,12 +79,16 @@ def read_hotwords_file(
 
 
 class PhraseTokenizer:
-    """Text -> piece ids of ``vocab``.
+    """Text -> piece ids of ``vocab``; each word starts with ``▁``.
 
-    With a sentencepiece model, its own segmentation (what the acoustic model was trained on).
-    Without one, a greedy longest match over the vocabulary pieces, each word starting with
-    ``▁``: for BPE vocabularies this usually equals the sentencepiece segmentation, and where it
-    differs the model may emit a different split of the same word, which the trie then misses.
+    ``encode``: with a sentencepiece model, its own segmentation (what the acoustic model was
+    trained on). Without one, BPE merges replayed from the vocabulary order: starting from
+    characters, repeatedly join the adjacent pair whose joined piece has the lowest id.
+    ``vocab.txt`` keeps sentencepiece's piece order, which for BPE models is the merge order,
+    so this is sentencepiece BPE exactly (checked on every word of the bundled model's
+    training text); for unigram models it is an approximation.
+    ``alternatives`` adds the greedy longest match over the pieces, a split a CTC model may
+    emit too; the hotword trie accepts any of them.
     Text is lower- or upper-cased when the vocabulary has only one case.
     """
 
@@ -107,18 +111,46 @@ class PhraseTokenizer:
                 raise ConfigError(f"{bpe_model}: cannot load sentencepiece model: {e}") from e
 
     def encode(self, text: str) -> list[int]:
-        if self._case is not None:
-            text = self._case(text)
+        text = self._case(text) if self._case is not None else text
         if self._sp is not None:
             pieces = list(self._sp.encode(text, out_type=str))
             missing = [p for p in pieces if p not in self._ids]
             if missing:
                 raise ConfigError(f"hotword {text!r}: pieces {missing} are not in the vocabulary")
             return [self._ids[p] for p in pieces]
-        ids: list[int] = []
-        for word in text.split():
-            ids += self._longest_match(WORD_MARK + word, text)
-        return ids
+        try:
+            return [i for w in text.split() for i in self._merge(WORD_MARK + w, text)]
+        except ConfigError:  # not a BPE vocabulary (a merge's halves are missing)
+            return self._greedy(text)
+
+    def alternatives(self, text: str) -> list[list[int]]:
+        """Distinct segmentations of ``text``: ``encode``'s first, then the longest match."""
+        out = [self.encode(text)]
+        try:
+            greedy = self._greedy(self._case(text) if self._case is not None else text)
+        except ConfigError:
+            return out
+        return out if greedy in out else [*out, greedy]
+
+    def _greedy(self, text: str) -> list[int]:
+        return [i for w in text.split() for i in self._longest_match(WORD_MARK + w, text)]
+
+    def _merge(self, word: str, text: str) -> list[int]:
+        ids = self._ids
+        parts = list(word)
+        while len(parts) > 1:
+            best, at = None, -1
+            for i in range(len(parts) - 1):
+                idx = ids.get(parts[i] + parts[i + 1])
+                if idx is not None and (best is None or idx < best):
+                    best, at = idx, i
+            if best is None:
+                break
+            parts[at : at + 2] = [parts[at] + parts[at + 1]]
+        missing = [p for p in parts if p not in ids]
+        if missing:
+            raise ConfigError(f"hotword {text!r}: {missing[0]!r} is not in the vocabulary")
+        return [ids[p] for p in parts]
 
     def _longest_match(self, word: str, text: str) -> list[int]:
         ids: list[int] = []
@@ -184,8 +216,9 @@ class ContextGraph:
         tokenizer = PhraseTokenizer(vocab, bpe_model)
         phrases: dict[tuple[int, ...], float] = {}
         for phrase, weight in hotwords.items():
-            ids = tuple(tokenizer.encode(phrase))
-            phrases[ids] = max(weight, phrases.get(ids, weight))
+            for split in tokenizer.alternatives(phrase):
+                ids = tuple(split)
+                phrases[ids] = max(weight, phrases.get(ids, weight))
         starts = [vocab.starts_word(i) for i in range(len(vocab))]
         return cls(phrases, starts)
 
