@@ -1,0 +1,69 @@
+#!/usr/bin/env python
+"""Export a training checkpoint to a model directory in the official ChunkFormer layout.
+
+    python scripts/export_model.py exp/en-small/last.pt models/en-small [--raw]
+
+Writes ``config.yaml``, ``pytorch_model.bin`` (fp32 state dict, official key names),
+``global_cmvn`` (JSON sums / sums of squares / frame count), ``vocab.txt`` and ``bpe.model``,
+then reloads the directory with :func:`chunkasr.model.load_model_dir` (strict) and checks the
+outputs equal those of the checkpoint weights. The EMA weights are exported unless ``--raw``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from chunkasr.model import ChunkFormerCTC, ModelConfig, load_model_dir  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("checkpoint")
+    ap.add_argument("out")
+    ap.add_argument("--lang", default="data/lang")
+    ap.add_argument("--raw", action="store_true", help="export the raw (not EMA) weights")
+    args = ap.parse_args()
+    ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    cfg = ModelConfig.from_dict(ck["config"])
+    state = ck["model"] if args.raw else ck["ema"]
+    model = ChunkFormerCTC(cfg)
+    model.load_state_dict(state)  # strict: keys are the official ones
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
+    torch.save(weights, out / "pytorch_model.bin")
+    with (out / "config.yaml").open("w", encoding="utf-8") as f:
+        yaml.safe_dump(cfg.to_official_dict(), f, sort_keys=False)
+    (out / "global_cmvn").write_text(json.dumps(ck["cmvn"]) + "\n")
+    lang = Path(args.lang)
+    shutil.copyfile(lang / "vocab.txt", out / "vocab.txt")
+    shutil.copyfile(lang / "bpe.model", out / "bpe.model")
+
+    loaded, _, vocab = load_model_dir(out)
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    feats = [torch.randn(400, 80, generator=g) * 4 + 8, torch.randn(230, 80, generator=g) * 4 + 8]
+    with torch.inference_mode():
+        a, _ = model.encoder(feats, 16, 32, 16)
+        b, _ = loaded.encoder(feats, 16, 32, 16)
+    diff = max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
+    size = (out / "pytorch_model.bin").stat().st_size
+    n = sum(v.numel() for v in weights.values())
+    print(f"exported step {ck.get('step')} ({'raw' if args.raw else 'EMA'}) to {out}: {n / 1e6:.2f} M "
+          f"values, {size / 1e6:.1f} MB, vocab {len(vocab)}, reload max diff {diff:.2e}")  # fmt: skip
+    if diff > 1e-5:
+        raise SystemExit("reloaded model differs from the checkpoint")
+
+
+if __name__ == "__main__":
+    main()
