@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,8 +229,9 @@ def _frame_candidates(
     top_k: int,
     min_prob: float,
     skip_prob: float,
-) -> tuple[list[int], list[float], list[list[tuple[int, float]]], float]:
-    """Frames to search, their blank posteriors, their candidate tokens; log-mass of skipped."""
+) -> tuple[Iterator[tuple[int, float, list[tuple[int, float]]]], float]:
+    """(frame, blank posterior, candidate (token, posterior)s) of the frames to search, made
+    block by block so a long file's Python lists stay small; and the log-mass of the skipped."""
     if ids is None:
         blank = log_probs[:, blank_id].double()  # (T,)
     else:  # a frame whose top K lacks the blank gives it probability 0
@@ -241,15 +242,24 @@ def _frame_candidates(
     skipped = float(blank[skip].sum())
     k = min(top_k + 1, log_probs.shape[1])  # +1: blank may be among the top
     floor = max(min_prob, 1e-300)  # pruned entries of compact inputs are -inf
-    cands: list[list[tuple[int, float]]] = []
-    for start in range(0, len(frames), _BLOCK):
-        sel = frames[start : start + _BLOCK]
-        vals, cols = log_probs[sel].topk(k, dim=1)  # (B, k)
-        toks = cols if ids is None else ids[sel].gather(1, cols)
-        for vs, cs in zip(vals.exp().tolist(), toks.tolist(), strict=True):
-            keep = [(c, p) for c, p in zip(cs, vs, strict=True) if c != blank_id and p >= floor]
-            cands.append(keep[:top_k])
-    return frames.tolist(), blank[frames].exp().tolist(), cands, skipped
+
+    def blocks() -> Iterator[tuple[int, float, list[tuple[int, float]]]]:
+        for start in range(0, len(frames), _BLOCK):
+            sel = frames[start : start + _BLOCK]
+            vals, cols = log_probs[sel].topk(k, dim=1)  # (B, k)
+            toks = cols if ids is None else ids[sel].gather(1, cols)
+            rows = zip(
+                sel.tolist(),
+                blank[sel].exp().tolist(),
+                vals.exp().tolist(),
+                toks.tolist(),
+                strict=True,
+            )
+            for t, p_blank, vs, cs in rows:
+                keep = [(c, p) for c, p in zip(cs, vs, strict=True) if c != blank_id and p >= floor]
+                yield t, p_blank, keep[:top_k]
+
+    return blocks(), skipped
 
 
 def ctc_prefix_beam_search(
@@ -283,11 +293,11 @@ def ctc_prefix_beam_search(
     log_scale = 0.0
     skipped = 0.0
     if lp.shape[0] > 0:
-        frames, blanks, cands, skipped = _frame_candidates(
+        frames, skipped = _frame_candidates(
             lp, ids, blank_id, token_top_k, token_min_prob, blank_skip_prob
         )
         prev_t = -1
-        for t, p_blank, cand in zip(frames, blanks, cands, strict=True):
+        for t, p_blank, cand in frames:
             if t > prev_t + 1:  # skipped blank frames in between: every path now ends in blank
                 for e in beam.values():
                     e[0] += e[1]
