@@ -72,6 +72,7 @@ __all__ = [
 
 SAMPLE_RATE = 16000  # Hz, what every ChunkFormer model is trained on
 
+_Encoded = Union[str, "os.PathLike[str]", bytes]  # a path, "-", or a file's bytes
 AudioSource = Union[str, "os.PathLike[str]", bytes, np.ndarray]
 
 # windowed-sinc resampling filter (see module docstring)
@@ -134,7 +135,7 @@ def _wav_problem(head: bytes) -> str | None:
 class _Input:
     """A source resolved to something decoders can open: a path or an in-memory file."""
 
-    def __init__(self, source: AudioSource) -> None:
+    def __init__(self, source: _Encoded) -> None:
         self.path: Path | None = None
         self.data: bytes | None = None
         if isinstance(source, bytes):
@@ -287,7 +288,7 @@ class _PyAVDecoder(_Decoder):
             self.container.close()
 
 
-def _open(source: AudioSource) -> _Decoder:
+def _open(source: _Encoded) -> _Decoder:
     inp = _Input(source)
     try:
         f = sf.SoundFile(inp.open())
