@@ -135,6 +135,7 @@ def test_soundfile_formats(tmp_path, name, kwargs):
         ("a.m4a", "mp4", "aac", "fltp"),
         ("a.webm", "webm", "libopus", "fltp"),
         ("a.mkv", "matroska", "pcm_s16le", "s16"),
+        ("a.aac", "adts", "aac", "fltp"),
     ],
 )
 def test_pyav_formats(tmp_path, name, fmt, codec, sample_fmt):
