@@ -223,7 +223,8 @@ class _PyAVDecoder(_Decoder):
         if not container.streams.audio:
             container.close()
             raise AudioError("not an audio file (no audio stream)")
-        self.stream = container.streams.audio[0]
+        # FFmpeg's pick (default disposition, most channels...), as ffmpeg/players would use
+        self.stream = container.streams.best("audio") or container.streams.audio[0]
         self.stream.thread_type = "AUTO"
         self._frames = container.decode(self.stream)
         try:  # decode one frame now: rates are only certain (HE-AAC) once audio is decoded
