@@ -73,6 +73,8 @@ def test_segments_break_at_pauses(toy_vocab):
     assert segs[0].start == 0.4 and segs[0].end == segs[0].words[-1].end
     assert [s.text for s in segment_words(toks, toy_vocab, pause=0.4)] == ["hello", "the", "cat"]
     assert [s.text for s in segment_words(toks, toy_vocab, pause=1.0)] == ["hello the cat"]
+    assert [s.text for s in segment_words(toks, toy_vocab, pause=0.56)] == ["hello the", "cat"]
+    assert [s.text for s in segment_words(toks, toy_vocab, pause=0.57)] == ["hello the cat"]
 
 
 def test_bad_pause(toy_vocab):

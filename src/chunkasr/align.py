@@ -34,6 +34,7 @@ __all__ = [
     "Cue",
     "tokens_to_words",
     "words_to_segments",
+    "segment_words",
     "build_transcript",
     "subtitle_cues",
     "wrap_words",
@@ -88,7 +89,10 @@ def tokens_to_words(
     tokens: Sequence[TokenSpan], vocab: Vocabulary, duration: float | None = None
 ) -> list[Word]:
     """Decoded tokens (any order, global frames) -> timed words, by the module's rules."""
-    raw = _group_words(tokens, vocab)
+    return _timed(_group_words(tokens, vocab), duration)
+
+
+def _timed(raw: Sequence[_RawWord], duration: float | None) -> list[Word]:
     words: list[Word] = []
     for i, w in enumerate(raw):
         first, last = w.spans[0].frame, w.spans[-1].frame
@@ -140,11 +144,13 @@ def segment_words(
     if pause <= 0:
         raise ConfigError(f"pause must be positive, got {pause}")
     raw = _group_words(tokens, vocab)
-    words = tokens_to_words(tokens, vocab, duration)
-    # a tiny epsilon: 0.5 s of blank is 6.25 frames, and 7 frames x 0.08 must count as 0.56
-    breaks = [i == 0 or _blank_seconds_between(raw[i - 1], raw[i]) >= pause - 1e-9
-              for i in range(len(raw))]
-    return words_to_segments(words, breaks)
+    # frames x 0.08 is inexact in binary (7 x 0.08 = 0.5599999999999999): a little slack
+    # makes 7 blank frames count as a pause of 0.56 s
+    breaks = [
+        i == 0 or _blank_seconds_between(raw[i - 1], raw[i]) >= pause - 1e-9
+        for i in range(len(raw))
+    ]
+    return words_to_segments(_timed(raw, duration), breaks)
 
 
 def build_transcript(
