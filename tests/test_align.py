@@ -177,3 +177,21 @@ def test_segment_without_words_still_splits():
     assert len(cues) > 1
     assert cues[0].start == 0.0 and cues[-1].end == 10.0
     assert all(a.end <= b.start for a, b in pairwise(cues))
+
+
+def test_full_cue_is_cut_at_a_silence():
+    # two 17-char lines hold 6 five-letter words, so the 7th overflows the first cue;
+    # the 0.4 s silence before the 5th word is where that cue should end instead
+    words, t = [], 0.0
+    for i in range(8):
+        if i == 4:
+            t += 0.4
+        words.append(Word(f"wor{i}d", round(t, 3), round(t + 0.3, 3), 1.0))
+        t += 0.3
+    cues = subtitle_cues([_segment(words)], SubtitleOptions(max_line_width=17))
+    assert [" ".join(c.lines).split() for c in cues] == [
+        [w.word for w in words[:4]], [w.word for w in words[4:]]
+    ]
+    no_gap = [Word(w.word, i * 0.3, i * 0.3 + 0.3, 1.0) for i, w in enumerate(words)]
+    cues = subtitle_cues([_segment(no_gap)], SubtitleOptions(max_line_width=17))
+    assert [len(" ".join(c.lines).split()) for c in cues] == [6, 2]

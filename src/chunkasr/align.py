@@ -30,6 +30,7 @@ from .vocab import WORD_MARK, Vocabulary
 
 __all__ = [
     "WORD_TAIL_FRAMES",
+    "BREAK_GAP",
     "SubtitleOptions",
     "Cue",
     "tokens_to_words",
@@ -239,21 +240,40 @@ def wrap_words(words: Sequence[str], width: int) -> list[str]:
     return [" ".join(line) for line in _greedy_lines(words, lo)]
 
 
+BREAK_GAP = 0.16  # s: a silence this long inside a cue is a better place to cut than none
+
+
+def _fits(words: Sequence[Word], options: SubtitleOptions) -> bool:
+    lines = _greedy_lines([w.word for w in words], options.max_line_width)
+    duration = words[-1].end - words[0].start
+    return len(lines) <= options.max_line_count and duration <= options.max_cue_duration + 1e-9
+
+
+def _natural_break(cue: Sequence[Word]) -> int | None:
+    """Where to cut a full cue instead of before the word that overflows it: at its longest
+    silence of at least ``BREAK_GAP``, looking only in its second half so cues stay long."""
+    best, where = BREAK_GAP - 1e-9, None
+    for i in range(max(1, len(cue) // 2), len(cue)):
+        gap = cue[i].start - cue[i - 1].end
+        if gap >= best:
+            best, where = gap, i
+    return where
+
+
 def _cue_words(words: Sequence[Word], options: SubtitleOptions) -> list[list[Word]]:
     """Split one segment's words into groups that each fit one cue."""
     cues: list[list[Word]] = []
     for word in words:
-        if cues:
-            trial = cues[-1] + [word]
-            fits_lines = (
-                len(_greedy_lines([w.word for w in trial], options.max_line_width))
-                <= options.max_line_count
-            )
-            fits_time = word.end - trial[0].start <= options.max_cue_duration + 1e-9
-            if fits_lines and fits_time:
-                cues[-1].append(word)
-                continue
-        cues.append([word])
+        if cues and _fits(cues[-1] + [word], options):
+            cues[-1].append(word)
+            continue
+        cut = _natural_break(cues[-1]) if cues else None
+        if cut is not None and _fits(cues[-1][cut:] + [word], options):
+            tail = cues[-1][cut:]
+            del cues[-1][cut:]
+            cues.append(tail + [word])
+        else:
+            cues.append([word])
     return cues
 
 
