@@ -296,8 +296,9 @@ def subtitle_cues(
 ) -> list[Cue]:
     """Segments -> cues within ``options``' limits, in time order, never overlapping.
 
-    A cue breaks at every segment boundary and wherever adding a word would need more lines
-    or a longer duration than allowed; only a single word that alone exceeds a limit makes a
+    A cue breaks at every segment boundary and where adding a word would need more lines or
+    a longer duration than allowed (moved back to the cue's longest silence in its second
+    half, if one lasts ``BREAK_GAP``); only a single word that alone exceeds a limit makes a
     cue over it. Cues end ``min_gap`` before the next one starts; when that would leave a
     cue no time at all (two one-frame cues back to back) it ends half way to the next one.
     """
