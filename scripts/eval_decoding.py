@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lm-order", type=int, default=3)
     ap.add_argument("--lm-weights", default="0.3,0.5,0.8", help="grid, tuned on the first set")
     ap.add_argument("--word-scores", default="0,1,2", help="grid, tuned on the first set")
+    ap.add_argument("--unk-score", type=float, default=DecodeOptions().unk_score)
     ap.add_argument("--hotwords", type=int, default=20, help="how many hotwords to pick")
     ap.add_argument("--hotword-min-len", type=int, default=4)
     ap.add_argument("--hotword-weight", type=float, default=1.5, help="bonus per piece")
@@ -249,14 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         grid = []
         for a in floats(args.lm_weights):
             for b in floats(args.word_scores):
-                opts = beam(lm_path=lm_path, lm_weight=a, word_score=b)
+                opts = beam(lm_path=lm_path, lm_weight=a, word_score=b, unk_score=args.unk_score)
                 wer = evaluate(opts, [0])[sets[0][0]]["wer"]
                 grid.append((wer, a, b))
                 print(f"  lm_weight {a} word_score {b}: {sets[0][0]} WER {wer}", file=sys.stderr)
         _, a, b = min(grid)
         report["lm"] = {"path": str(lm_path), "lm_weight": a, "word_score": b,
                         "grid": [{"wer": w, "lm_weight": x, "word_score": y} for w, x, y in grid]}
-        opts = beam(lm_path=lm_path, lm_weight=a, word_score=b)
+        opts = beam(lm_path=lm_path, lm_weight=a, word_score=b, unk_score=args.unk_score)
         results[f"beam{args.beam_size}+lm"] = evaluate(opts, everything)
 
     if args.hotwords:

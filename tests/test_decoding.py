@@ -15,7 +15,7 @@ from chunkasr.decoding import (
     ctc_prefix_beam_search,
     decode,
 )
-from chunkasr.lm import estimate_kneser_ney
+from chunkasr.lm import EOS, UNK, ArpaLM, estimate_kneser_ney
 from chunkasr.types import TokenSpan
 from chunkasr.vocab import Vocabulary
 
@@ -166,6 +166,20 @@ def test_lm_changes_the_result(tmp_path) -> None:
     assert VOCAB.decode([t.id for t in plain]) == "the bare"
     assert VOCAB.decode([t.id for t in with_lm]) == "the bear"
     assert spans(with_lm) == [(1, 0), (2, 2)]  # spike frames survive the LM
+
+
+def test_unknown_word_is_charged_once(tmp_path) -> None:
+    vocab = Vocabulary(["<blank>", "\u2581the", "\u2581bear", "bear", "s"])
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text(estimate_kneser_ney([["the", "bear"]] * 5, order=2))
+    lm = ArpaLM.from_file(arpa)
+    glued = frames({1: 0.999}, {0: 0.999}, {3: 0.999}, {4: 0.999}, vocab_size=5)  # "thebears"
+    opts = DecodeOptions(method="beam", lm_path=arpa, lm_weight=0.5, unk_score=-7.0, **WIDE)
+    hyp = CTCDecoder(opts, vocab).search(glued)[0]
+    assert hyp.ids == [1, 3, 4]
+    unk, state = lm.score(lm.begin(), UNK)
+    expected = 0.5 * unk - 7.0 + 0.5 * lm.score(state, EOS)[0]
+    assert hyp.score - hyp.acoustic == pytest.approx(expected, abs=1e-6)
 
 
 def test_hotword_fixes_near_miss() -> None:

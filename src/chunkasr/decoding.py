@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from .hotwords import ContextGraph
-from .lm import EOS, ArpaLM
+from .lm import EOS, UNK, ArpaLM
 from .types import TokenSpan
 from .vocab import Vocabulary
 
@@ -51,7 +51,9 @@ class DecodeOptions:
 
     LM and hotword scores are natural-log bonuses added to a prefix's acoustic log-prob:
     ``lm_weight * ln P_lm(word | history) + word_score`` for every word, scored when the next
-    word starts and at the end (then with ``</s>``); hotword ``weight`` per matched piece.
+    word starts and at the end (then with ``</s>``); a word missing from the LM is scored as
+    ``<unk>`` plus ``unk_score``, charged as soon as the partial word can no longer become a
+    known one; hotword ``weight`` per matched piece.
     """
 
     method: str = "greedy"  # "greedy" | "beam"
@@ -63,6 +65,7 @@ class DecodeOptions:
     lm_path: str | Path | None = None  # ARPA file (optionally .gz)
     lm_weight: float = 0.5
     word_score: float = 0.0
+    unk_score: float = -10.0  # extra cost of a word the LM does not know (with an LM only)
     hotwords: Mapping[str, float] | None = None  # phrase -> bonus per matched piece
     bpe_model: str | Path | None = None  # sentencepiece model to split hotwords (else vocab match)
 
@@ -79,7 +82,7 @@ class DecodeOptions:
             raise ValueError(f"token_min_prob must be in [0, 1), got {self.token_min_prob}")
         if not 0.0 < self.blank_skip_prob <= 1.0:
             raise ValueError(f"blank_skip_prob must be in (0, 1], got {self.blank_skip_prob}")
-        for name in ("lm_weight", "word_score"):
+        for name in ("lm_weight", "word_score", "unk_score"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be finite")
         if self.hotwords is not None:
@@ -166,8 +169,16 @@ class _Prefix:
         return out[::-1]
 
 
+_State = tuple[Any, str, Any, bool]  # LM state, word so far, hotword state, word charged as OOV
+
+
 class _WordScorer:
-    """Scores prefixes by words: a word ends where the next ``▁`` piece starts."""
+    """Scores prefixes by words: a word ends where the next ``▁`` piece starts.
+
+    A word the LM does not know costs ``unk_score`` on top of its ``<unk>`` LM score, charged as
+    soon as the partial word can no longer become a known word: otherwise a prefix could avoid
+    all LM costs by never starting a new word (gluing words into one long unknown one).
+    """
 
     def __init__(
         self,
@@ -175,41 +186,59 @@ class _WordScorer:
         lm: ArpaLM | None,
         lm_weight: float,
         word_score: float,
+        unk_score: float,
         graph: ContextGraph | None,
     ) -> None:
         self.pieces = vocab.tokens
         self.starts = [vocab.starts_word(i) for i in range(len(vocab))]
         self.lm, self.lm_weight, self.word_score, self.graph = lm, lm_weight, word_score, graph
+        self.unk_score = unk_score
+        self.prefixes = lm.word_prefixes() if lm is not None else frozenset()
 
-    def initial(self) -> tuple[Any, str, Any]:
-        return (self.lm.begin() if self.lm else (), "", self.graph.root if self.graph else None)
+    def initial(self) -> _State:
+        lm_state = self.lm.begin() if self.lm else ()
+        return (lm_state, "", self.graph.root if self.graph else None, False)
 
-    def _word(self, lm_state: Any, word: str) -> tuple[float, Any]:
+    def _unknown(self, lm_state: Any) -> tuple[float, Any]:
+        assert self.lm is not None
+        logp, lm_state = self.lm.score(lm_state, UNK)
+        return self.lm_weight * logp + self.unk_score, lm_state
+
+    def _word(self, lm_state: Any, word: str, charged: bool) -> tuple[float, Any]:
+        """Score of a completed word (its OOV cost only if not charged already)."""
         if self.lm is None:
             return self.word_score, lm_state
+        if charged:
+            return self.word_score, self.lm.score(lm_state, UNK)[1]
+        if not self.lm.has_word(word):
+            cost, lm_state = self._unknown(lm_state)
+            return cost + self.word_score, lm_state
         logp, lm_state = self.lm.score(lm_state, word)
         return self.lm_weight * logp + self.word_score, lm_state
 
-    def extend(self, state: tuple[Any, str, Any], token: int) -> tuple[float, tuple[Any, str, Any]]:
-        lm_state, word, hot = state
+    def extend(self, state: _State, token: int) -> tuple[float, _State]:
+        lm_state, word, hot, charged = state
         delta = 0.0
         piece = self.pieces[token]
         if self.starts[token]:
             if word:
-                delta, lm_state = self._word(lm_state, word)
-            word = piece[1:]
+                delta, lm_state = self._word(lm_state, word, charged)
+            word, charged = piece[1:], False
         else:
             word += piece
+        if self.lm is not None and not charged and word and word not in self.prefixes:
+            delta += self._unknown(lm_state)[0]
+            charged = True
         if self.graph is not None:
             hot, bonus = self.graph.step(hot, token)
             delta += bonus
-        return delta, (lm_state, word, hot)
+        return delta, (lm_state, word, hot, charged)
 
-    def finish(self, state: tuple[Any, str, Any]) -> float:
-        lm_state, word, hot = state
+    def finish(self, state: _State) -> float:
+        lm_state, word, hot, charged = state
         delta = 0.0
         if word:
-            delta, lm_state = self._word(lm_state, word)
+            delta, lm_state = self._word(lm_state, word, charged)
         if self.lm is not None:
             delta += self.lm_weight * self.lm.score(lm_state, EOS)[0]
         if self.graph is not None:
@@ -410,7 +439,9 @@ class CTCDecoder:
             graph = None
             if options.hotwords:
                 graph = ContextGraph.build(options.hotwords, vocab, options.bpe_model)
-            self._scorer = _WordScorer(vocab, lm, options.lm_weight, options.word_score, graph)
+            self._scorer = _WordScorer(
+                vocab, lm, options.lm_weight, options.word_score, options.unk_score, graph
+            )
 
     def __call__(
         self, log_probs: torch.Tensor, ids: torch.Tensor | None = None

@@ -38,6 +38,7 @@ class ArpaLM:
         unk = entries.get((UNK,))
         self._unk_log10 = unk[0] if unk is not None else UNK_LOG10
         self._cache: dict[tuple[State, str], tuple[float, State]] = {}
+        self._prefixes: frozenset[str] | None = None
 
     @classmethod
     def from_file(cls, path: str | Path) -> ArpaLM:
@@ -132,6 +133,17 @@ class ArpaLM:
             self._cache.clear()
         self._cache[key] = (logp, nxt)
         return logp, nxt
+
+    def has_word(self, word: str) -> bool:
+        return (word,) in self._entries and word not in (BOS, EOS, UNK)
+
+    def word_prefixes(self) -> frozenset[str]:
+        """Every prefix of every known word (the empty string included), for early OOV checks."""
+        if self._prefixes is None:
+            self._prefixes = frozenset(
+                w[:i] for w in self.vocabulary() if w not in (BOS, EOS, UNK) for i in range(len(w) + 1)
+            )
+        return self._prefixes
 
     def vocabulary(self) -> list[str]:
         return [k[0] for k in self._entries if len(k) == 1]
