@@ -84,6 +84,8 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # data on disk before the rename: a crash never leaves it empty
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
