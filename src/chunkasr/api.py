@@ -78,6 +78,9 @@ def load_model(
     dt = resolve_dtype(dtype, dev)
     net, cfg, vocab = load_model_dir(path)
     net.to(dev)
+    if dt == torch.bfloat16:
+        net.to(dt)  # whole model in bf16; CMVN stays fp32 (see ChunkFormerEncoder.embed_chunks)
+        net.encoder.global_cmvn.float()
     name = BUNDLED_NAME if name_or_path is None else os.fspath(name_or_path)
     bundled = bundled_model_dir()
     language = cfg.extra.get("language")

@@ -308,7 +308,9 @@ class Engine:
     # ------------------------------------------------------------------ the wavefront
 
     def _autocast(self) -> torch.autocast:
-        enabled = self.opts.dtype != torch.float32
+        # bf16 runs on bf16 weights (api.load_model converts them; no casts per op). fp16 uses
+        # autocast, which keeps norms and softmax in fp32 where fp16 would overflow.
+        enabled = self.opts.dtype == torch.float16
         return torch.autocast(self.device.type, dtype=self.opts.dtype, enabled=enabled)
 
     def _step(self, active: list[_Stream], fed: list[tuple[_Stream, torch.Tensor]]) -> None:
@@ -324,7 +326,8 @@ class Engine:
             for st in active:
                 if st.input_done and st.chunks_fed == (st.total_chunks(C) if st.length else 0):
                     st.layers[0].ended = True
-            pos_emb = relative_positions(C, self.L, self.R, D, self.device, torch.float32)
+            dtype = enc.after_norm.weight.dtype
+            pos_emb = relative_positions(C, self.L, self.R, D, self.device, dtype)
             for li, layer in enumerate(self.layers):
                 new = self._layer_step(li, layer, active, new, pos_emb)
             if new:

@@ -211,8 +211,12 @@ class ChunkFormerEncoder(nn.Module):
         self.after_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
 
     def embed_chunks(self, feats: torch.Tensor) -> torch.Tensor:
-        """(N, 8C + 7, F) raw fbank of each chunk -> (N, C, D) embedded chunk frames."""
-        return self.embed_dropout(self.embed(self.global_cmvn(feats)))
+        """(N, 8C + 7, F) raw fbank of each chunk -> (N, C, D) embedded chunk frames.
+
+        CMVN runs in float32 even when the model runs in bf16 (fbank values need the mantissa).
+        """
+        x = self.global_cmvn(feats.float()).to(self.embed.out.weight.dtype)
+        return self.embed_dropout(self.embed(x))
 
     def forward_layers(self, x: torch.Tensor, plan: ChunkPlan) -> torch.Tensor:
         """(N, C, D) embedded chunks -> (N, C, D) encoder output (masked-batch semantics)."""

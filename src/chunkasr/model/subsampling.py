@@ -8,6 +8,7 @@ piecewise (chunk by chunk) with results identical to a whole-file pass.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -46,8 +47,19 @@ class DepthwiseSubsampling(nn.Module):
         self.xscale = math.sqrt(d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Same maths as ``self.conv`` (the official module), laid out for speed.
+
+        Channels stay last: the first conv is a 9-tap matrix product over 3x3 patches, the
+        pointwise convs are matrix products, and the depthwise convs run on a channels-last view
+        (about 4x faster on CPU than NCHW ``nn.Conv2d``, which copies to and from its layout).
+        """
         B, T, F = x.shape
-        x = self.conv(x.unsqueeze(1))  # (B, D, T', F')
-        b, c, t, f = x.shape
-        x = self.out(x.transpose(1, 2).reshape(b, t, c * f))  # (B, T', D)
-        return x * self.xscale
+        c0, dw1, pw1, dw2, pw2 = (cast(nn.Conv2d, self.conv[i]) for i in (0, 2, 3, 5, 6))
+        patches = x.unfold(1, 3, 2).unfold(2, 3, 2).flatten(3)  # (B, T1, F1, 9)
+        y = torch.relu(nn.functional.linear(patches, c0.weight.flatten(1), c0.bias))  # (B, T1, F1, D)
+        for dw, pw in ((dw1, pw1), (dw2, pw2)):
+            z = nn.functional.conv2d(y.permute(0, 3, 1, 2), dw.weight, dw.bias, stride=2, groups=dw.groups)
+            y = torch.relu(nn.functional.linear(z.permute(0, 2, 3, 1), pw.weight.flatten(1), pw.bias))
+        b, t, f, d = y.shape  # (B, T', F', D)
+        y = self.out(y.transpose(2, 3).reshape(b, t, d * f))  # official flattening order: (D, F')
+        return y * self.xscale
