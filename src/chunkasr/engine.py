@@ -21,6 +21,8 @@ Design (DESIGN.md section 5) — a layer-wise wavefront, chosen over segment rec
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -113,6 +115,62 @@ def _iter_samples(source: object, block_seconds: float) -> Iterator[np.ndarray]:
     yield from audio.iter_blocks(source, block_seconds=block_seconds)  # type: ignore[arg-type]
 
 
+class _Prefetch:
+    """Runs a block iterator in a background thread, one block ahead.
+
+    Audio decoding and resampling (soundfile, PyAV, numpy) release the GIL, so reading the next
+    block overlaps the encoder's work on the current one; on a GPU this hides most of the I/O.
+    Errors are re-raised in the consumer, in order.
+    """
+
+    _END = object()
+
+    def __init__(self, blocks: Iterator[np.ndarray], depth: int = 1) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(blocks,), daemon=True)
+        self._thread.start()
+
+    def _run(self, blocks: Iterator[np.ndarray]) -> None:
+        try:
+            for block in blocks:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(block, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._put(self._END)
+        except BaseException as e:  # handed to the consumer, which raises it there
+            self._put(e)
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        item = self._queue.get()
+        if item is self._END:
+            self._queue.put(self._END)  # stay exhausted
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._queue.put(self._END)
+            raise item
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 # --------------------------------------------------------------------------- per-stream state
 
 
@@ -137,7 +195,7 @@ class _Stream:
     def __init__(self, index: int, source: object, n_layers: int, block_seconds: float) -> None:
         self.index = index
         self.source = source
-        self.blocks = _iter_samples(source, block_seconds)
+        self.blocks = _Prefetch(_iter_samples(source, block_seconds))
         self.carry = np.zeros(0, dtype=np.float32)  # samples not yet turned into fbank frames
         self.samples_read = 0
         self.feats: torch.Tensor | None = None  # fbank frames from feat_base on
@@ -200,42 +258,47 @@ class Engine:
         done: dict[int, FileResult] = {}
         next_out = 0
         exhausted = False
-        seconds = 0.0
-        files_done = 0
-        while True:
-            budget = self.step_chunks
-            # Admit new streams while the budget allows; each gets the chunks its audio allows.
-            fed: list[tuple[_Stream, torch.Tensor]] = []
-            for st in list(active):
-                if budget <= 0:
-                    break
-                budget -= self._feed(st, budget, fed, done)
-            while budget > 0 and not exhausted:
-                nxt = next(pending, None)
-                if nxt is None:
-                    exhausted = True
-                    break
-                st = _Stream(nxt[0], nxt[1], len(self.layers), self.opts.block_seconds)
-                active.append(st)
-                budget -= self._feed(st, budget, fed, done)
-            active = [s for s in active if s.index not in done]
-            if not active and exhausted and not fed:
-                break
-            self._step(active, fed)
-            for st in list(active):
-                if st.layers[-1].ended and st.layers[-1].j_out == st.total_chunks(self.C):
-                    done[st.index] = FileResult(st.index, st.source, st.duration, self._collect(st))
+        finished_seconds = 0.0  # audio of streams that are finished (or failed)
+        try:
+            while True:
+                budget = self.step_chunks
+                # Feed the running streams first, then admit new ones while the budget allows.
+                fed: list[tuple[_Stream, torch.Tensor]] = []
+                for st in list(active):
+                    if budget <= 0:
+                        break
+                    budget -= self._feed(st, budget, fed, done)
+                while budget > 0 and not exhausted:
+                    nxt = next(pending, None)
+                    if nxt is None:
+                        exhausted = True
+                        break
+                    st = _Stream(nxt[0], nxt[1], len(self.layers), self.opts.block_seconds)
+                    active.append(st)
+                    budget -= self._feed(st, budget, fed, done)
+                for st in [s for s in active if s.index in done]:  # failed while reading
+                    finished_seconds += st.duration
                     active.remove(st)
-            seconds = sum(r.duration for r in done.values()) + sum(s.duration for s in active)
+                if not active and exhausted and not fed:
+                    break
+                self._step(active, fed)
+                for st in list(active):
+                    if st.layers[-1].ended and st.layers[-1].j_out == st.total_chunks(self.C):
+                        done[st.index] = FileResult(st.index, st.source, st.duration, self._collect(st))
+                        finished_seconds += st.duration
+                        active.remove(st)
+                if on_progress is not None:
+                    seconds = finished_seconds + sum(s.duration for s in active)
+                    on_progress(Progress(seconds, next_out + sum(1 for i in done if i >= next_out)))
+                while next_out in done:
+                    yield done.pop(next_out)
+                    next_out += 1
             while next_out in done:
-                files_done += 1
                 yield done.pop(next_out)
                 next_out += 1
-            if on_progress is not None:
-                on_progress(Progress(seconds, files_done))
-        while next_out in done:
-            yield done.pop(next_out)
-            next_out += 1
+        finally:  # the consumer may stop early (Ctrl-C, break): stop the reader threads
+            for st in active:
+                st.blocks.close()
 
     # ------------------------------------------------------------------ input side
 
