@@ -90,6 +90,49 @@ def synthetic_speed(minutes: float, vocab_size: int, beam_sizes: Sequence[int]) 
     return {"minutes": minutes, "vocab_size": vocab_size, "blank_skipped": skipped, **out}
 
 
+class Simulator:
+    """Log-probs a weak CTC model might give for a text: for sanity checks without a model.
+
+    Each sentencepiece token spikes on one frame after 0-2 blank frames; 75% of tokens are
+    clear (posterior 0.7-0.99), 25% are confused with a random other token that takes 90% of
+    the rest (posterior 0.2-0.6, so greedy often picks the wrong one). The vocabulary is
+    ``<blank>``, the sentencepiece pieces, ``<sos/eos>``, as ``vocab.txt`` files are built.
+    """
+
+    def __init__(self, bpe_model: Path, seed: int = 0) -> None:
+        import random
+
+        import sentencepiece as spm
+
+        self.sp = spm.SentencePieceProcessor(model_file=str(bpe_model))
+        pieces = [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]
+        self.vocab = Vocabulary(["<blank>", *pieces, "<sos/eos>"])
+        self.ids = {t: i for i, t in enumerate(self.vocab.tokens)}
+        self.rng = random.Random(seed)
+
+    def __call__(self, text: str) -> torch.Tensor:
+        V, rng = len(self.vocab), self.rng
+        rows = []
+
+        def frame(top: int, p: float, alt: int | None = None, p_alt: float = 0.0) -> None:
+            row = torch.full((V,), (1 - p - p_alt) / (V - 1 - (alt is not None)))
+            row[top] = p
+            if alt is not None:
+                row[alt] += p_alt
+            rows.append(row)
+
+        for piece in self.sp.encode(text, out_type=str):
+            for _ in range(rng.randint(0, 2)):
+                frame(0, 0.999)
+            if rng.random() < 0.25:
+                p = rng.uniform(0.2, 0.6)
+                frame(self.ids[piece], p, rng.randrange(2, V - 1), 0.9 * (1 - p))
+            else:
+                frame(self.ids[piece], rng.uniform(0.7, 0.99))
+        frame(0, 0.999)
+        return torch.stack(rows).log()
+
+
 def read_manifest(path: Path, limit: int) -> list[dict]:
     with path.open(encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
@@ -137,15 +180,17 @@ def run(
     return rate, seconds, hyps
 
 
-def recognised(words: set[str], refs: list[str], hyps: list[str]) -> tuple[int, int]:
-    """(occurrences of ``words`` in the references, how many the hypotheses have), per utterance."""
-    total = found = 0
+def recognised(words: set[str], refs: list[str], hyps: list[str]) -> tuple[int, int, int]:
+    """Occurrences of ``words`` in the references, how many the hypotheses have, and how many
+    the hypotheses have beyond the references (false alarms); counted per utterance."""
+    total = found = extra = 0
     for ref, hyp in zip(refs, hyps, strict=True):
         r = Counter(w for w in ref.split() if w in words)
         h = Counter(w for w in hyp.split() if w in words)
         total += sum(r.values())
         found += sum(min(c, h[w]) for w, c in r.items())
-    return total, found
+        extra += sum(max(c - r[w], 0) for w, c in h.items())
+    return total, found, extra
 
 
 def pick_hotwords(
@@ -194,12 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic-minutes", type=float, default=0.0,
                     help="also time the decoders on this much synthetic peaky log-probs")
     ap.add_argument("--vocab-size", type=int, default=5000, help="of the synthetic log-probs")
+    ap.add_argument("--simulate", type=Path, metavar="BPE_MODEL",
+                    help="no acoustic model: simulated log-probs of the reference text (checks "
+                         "the decoders; the WERs say nothing about a real model)")
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
     if not args.manifest and not args.synthetic_minutes:
         ap.error("give --model with --manifest, and/or --synthetic-minutes")
-    if args.manifest and not args.model:
-        ap.error("--manifest needs --model")
+    if args.manifest and not (args.model or args.simulate):
+        ap.error("--manifest needs --model or --simulate")
     report: dict = {}
 
     if args.synthetic_minutes:
@@ -211,12 +259,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.manifest:
         return _finish(report, args.json)
 
-    vocab = Vocabulary.from_file(args.model / "vocab.txt")
+    if args.simulate:
+        sim = Simulator(args.simulate, seed=0)
+        vocab = sim.vocab
+    else:
+        vocab = Vocabulary.from_file(args.model / "vocab.txt")
     sets = []
     for path in args.manifest:
         rows = read_manifest(path, args.limit)
         start = time.perf_counter()
-        logps = compute_log_probs(args.model, rows, args.batch)
+        if args.simulate:
+            logps = [sim(normalize(r["text"])) for r in rows]
+        else:
+            logps = compute_log_probs(args.model, rows, args.batch)
         duration = sum(lp.shape[0] for lp in logps) / FRAME_RATE
         print(f"{path}: {len(rows)} utts, {duration / 60:.1f} min, log-probs in "
               f"{time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
@@ -269,11 +324,13 @@ def main(argv: list[str] | None = None) -> int:
         chosen = set(words)
         effect = {}
         for i, (set_name, _, set_refs, _) in enumerate(sets):
-            total, before = recognised(chosen, set_refs, results["greedy"][set_name]["hyps"])
-            _, after = recognised(chosen, set_refs,
-                                  results[f"beam{args.beam_size}+hotwords"][set_name]["hyps"])
+            total, before, alarms_before = recognised(
+                chosen, set_refs, results["greedy"][set_name]["hyps"])
+            _, after, alarms_after = recognised(
+                chosen, set_refs, results[f"beam{args.beam_size}+hotwords"][set_name]["hyps"])
             effect[set_name] = {"occurrences": total, "greedy_found": before,
-                                "hotwords_found": after, "picked_here": i == 0}
+                                "hotwords_found": after, "greedy_false_alarms": alarms_before,
+                                "hotwords_false_alarms": alarms_after, "picked_here": i == 0}
         report["hotwords"] = {"words": words, "weight_per_piece": args.hotword_weight, **effect}
 
     for method, per_set in results.items():
