@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 import click
 
@@ -19,6 +19,7 @@ from .errors import ChunkAsrError
 
 if TYPE_CHECKING:
     from .decoding import DecodeOptions
+    from .engine import Progress
 
 __all__ = ["main"]
 
@@ -286,35 +287,38 @@ def transcribe(
     start = time.perf_counter()
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
+    bar = _ProgressBar([i.source for i in inputs], enabled=not quiet and sys.stderr.isatty())
     results = model.results(
         [i.source for i in inputs],
         chunk=chunk,
         decode_options=decode_options,
         batch_duration=batch_duration,
         pause=pause,
+        on_progress=bar.update,
     )
     try:
-        for result in results:
-            item = inputs[result.index]
-            if result.error is not None or result.transcript is None:
-                failures += 1
-                _fail(f"{item.label}: {result.error}")
-                continue
-            files += 1
-            audio_seconds += result.transcript.duration
-            for name, writer in zip(names, writers, strict=True):
-                text = writer.format(result.transcript)
-                if output_dir is None:
-                    if text:
-                        click.echo(text, nl=not text.endswith("\n"))
-                    continue
-                target = output_dir / f"{item.stem}.{name}"
-                try:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    write_atomic(target, text)
-                except (ChunkAsrError, OSError) as e:
+        with bar:
+            for result in results:
+                item = inputs[result.index]
+                if result.error is not None or result.transcript is None:
                     failures += 1
-                    _fail(f"{item.label}: {e}")
+                    _fail(f"{item.label}: {result.error}")
+                    continue
+                files += 1
+                audio_seconds += result.transcript.duration
+                for name, writer in zip(names, writers, strict=True):
+                    text = writer.format(result.transcript)
+                    if output_dir is None:
+                        if text:
+                            click.echo(text, nl=not text.endswith("\n"))
+                        continue
+                    target = output_dir / f"{item.stem}.{name}"
+                    try:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        write_atomic(target, text)
+                    except (ChunkAsrError, OSError) as e:
+                        failures += 1
+                        _fail(f"{item.label}: {e}")
     except KeyboardInterrupt:
         # outputs are renamed into place whole, so nothing half-written is left behind
         _fail("interrupted")
@@ -419,3 +423,46 @@ def models() -> None:
         return
     for info in found:
         click.echo(f"{info.name}\t{info.source}\t{info.path}")
+
+
+class _ProgressBar:
+    """A rich progress bar over audio seconds on stderr (only for terminals)."""
+
+    def __init__(self, sources: list[str], enabled: bool) -> None:
+        self.enabled = enabled and bool(sources)
+        self.total: float | None = None
+        self._progress: Any = None  # rich.progress.Progress, imported only when shown
+        self._task: Any = None
+        if not self.enabled:
+            return
+        from .audio import probe_duration
+
+        durations = [probe_duration(s) if s != "-" else None for s in sources]
+        if all(d is not None for d in durations):
+            self.total = float(sum(d for d in durations if d is not None))
+
+    def __enter__(self) -> _ProgressBar:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("transcribing"),
+                BarColumn(),
+                TextColumn("{task.completed:.0f}/{task.total:.0f} s audio"),
+                TextColumn("{task.fields[files]} file(s) done"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("audio", total=self.total, files=0)
+        return self
+
+    def update(self, p: Progress) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=p.seconds_done, files=p.files_done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
