@@ -122,6 +122,17 @@ def test_compact_top_k_input_matches_dense(method: str) -> None:
         decode(vals, opts, ids=ids[:, :2])
 
 
+def test_spike_moves_to_the_emission_that_carries_the_mass() -> None:
+    # "1" is first possible at frame 0 (0.3) but nearly all its mass comes from frame 2
+    lp = frames({0: 0.7, 1: 0.3}, {0: 0.98}, {1: 0.98}, {0: 0.98}, vocab_size=3)
+    hyp = ctc_prefix_beam_search(lp, 4, **EXACT)[0]
+    assert spans(hyp.tokens) == spans(ctc_greedy_search(lp)) == [(1, 2)]
+    assert hyp.tokens[0].probability == pytest.approx(0.98, rel=1e-5)
+    # a later, weaker emission leaves the spike where it was
+    lp = frames({1: 0.98}, {0: 0.9, 1: 0.05}, {1: 0.3, 0: 0.65}, vocab_size=3)
+    assert spans(ctc_prefix_beam_search(lp, 4, **EXACT)[0].tokens) == [(1, 0)]
+
+
 def test_blank_skip_keeps_repeat_semantics() -> None:
     # the middle frame is skipped (blank 0.9999): "1 _ 1" must still be two tokens
     lp = frames({1: 0.99}, {0: 0.9999}, {1: 0.99}, vocab_size=3)
