@@ -226,3 +226,21 @@ def test_sigint_leaves_no_partial_output(tiny_model_dir, tmp_path):
             assert json.loads(p.read_text())["duration"] == 20.0
         else:
             assert p.read_text() == "" or p.read_text().endswith("\n")
+
+
+def test_all_formats_and_name_collisions(blank_model_dir, tmp_path):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        shutil.copy(BAD / "short.wav", tmp_path / d / "x.wav")
+    out = tmp_path / "out"
+    r = _cli([str(tmp_path / "a" / "x.wav"), str(tmp_path / "b" / "x.wav"), "-f", "all",
+              "-m", str(blank_model_dir), "-o", str(out)])
+    assert r.exit_code == 1
+    assert r.stderr.splitlines()[0] == (
+        f"error: {tmp_path / 'b' / 'x.wav'}: output name 'x' already used by "
+        f"{tmp_path / 'a' / 'x.wav'}"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "x.json", "x.srt", "x.tsv", "x.txt", "x.vtt"
+    ]
+    assert (out / "x.vtt").read_text() == "WEBVTT\n\n"
