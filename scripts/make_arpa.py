@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-case", action="store_true", help="do not normalise the text")
     args = ap.parse_args(argv)
     arpa = estimate_kneser_ney(sentences(args.text, args.keep_case), args.order)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_name(args.output.name + ".tmp")
     if args.output.suffix == ".gz":
         with gzip.open(tmp, "wt", encoding="utf-8") as f:
