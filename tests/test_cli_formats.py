@@ -211,7 +211,10 @@ def test_sigint_leaves_no_partial_output(tiny_model_dir, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )
     deadline = time.monotonic() + 60
-    while not (out.exists() and any(out.iterdir())) and time.monotonic() < deadline:
+    def finished() -> list[Path]:  # temporary files start with "." and do not count
+        return [p for p in out.iterdir() if not p.name.startswith(".")] if out.exists() else []
+
+    while not finished() and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
