@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,13 +140,11 @@ def read_manifest(path: Path, limit: int) -> list[dict]:
     return rows[:limit] if limit else rows
 
 
-def compute_log_probs(model_dir: Path, rows: list[dict], batch: int) -> list[torch.Tensor]:
+def compute_log_probs(model: Any, rows: list[dict], batch: int) -> list[torch.Tensor]:
     import soundfile as sf
 
     from chunkasr.features import fbank
-    from chunkasr.model import load_model_dir
 
-    model, _, _ = load_model_dir(model_dir)
     out: list[torch.Tensor] = []
     with torch.inference_mode():
         for start in range(0, len(rows), batch):
@@ -263,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         sim = Simulator(args.simulate, seed=0)
         vocab = sim.vocab
     else:
-        vocab = Vocabulary.from_file(args.model / "vocab.txt")
+        from chunkasr.model import load_model_dir
+
+        model, _, vocab = load_model_dir(args.model)
     sets = []
     for path in args.manifest:
         rows = read_manifest(path, args.limit)
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.simulate:
             logps = [sim(normalize(r["text"])) for r in rows]
         else:
-            logps = compute_log_probs(args.model, rows, args.batch)
+            logps = compute_log_probs(model, rows, args.batch)
         duration = sum(lp.shape[0] for lp in logps) / FRAME_RATE
         print(f"{path}: {len(rows)} utts, {duration / 60:.1f} min, log-probs in "
               f"{time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)

@@ -156,6 +156,8 @@ def test_options_are_validated() -> None:
     opts = DecodeOptions(method="beam", hotwords=words)
     words["abc"] = 5.0
     assert opts.hotwords == {"abc": 1.0}
+    same = DecodeOptions(method="beam", hotwords={"abc": 1.0})
+    assert same == opts and hash(same) == hash(opts)
     with pytest.raises(ValueError, match="vocabulary"):
         CTCDecoder(opts)
 

@@ -94,6 +94,11 @@ class DecodeOptions:
         if self.method == "greedy" and self.uses_words:
             raise ValueError("a language model, word score or hotwords need method='beam'")
 
+    def __hash__(self) -> int:  # the generated one fails on the hotwords dict
+        words = tuple(sorted(self.hotwords.items())) if self.hotwords else None
+        fields = (self.method, self.blank_id, self.beam_size, self.token_top_k)
+        return hash((*fields, self.lm_path, self.lm_weight, self.word_score, words))
+
     @property
     def uses_words(self) -> bool:
         """Whether the search needs word boundaries (an LM, a word score or hotwords)."""
