@@ -2,7 +2,9 @@
 
 __version__ = "0.1.0"
 
+from .align import SubtitleOptions  # noqa: E402
 from .api import Model, TranscriptionResult, load_model  # noqa: E402
+from .audio import load_audio  # noqa: E402
 from .decoding import DecodeOptions  # noqa: E402
 from .errors import AudioError, ChunkAsrError, ConfigError, ModelError, OutputError  # noqa: E402
 from .model import ChunkConfig  # noqa: E402
@@ -18,9 +20,11 @@ __all__ = [
     "ModelError",
     "OutputError",
     "Segment",
+    "SubtitleOptions",
     "Transcript",
     "TranscriptionResult",
     "Word",
     "__version__",
+    "load_audio",
     "load_model",
 ]

@@ -146,7 +146,10 @@ class Model:
                 continue
             post = r.posteriors  # compact top-k is decoded as is: no dense (T, V) copy
             tokens = decode(post.logp, dec, self.vocab, ids=post.ids)
-            name = r.source if isinstance(r.source, str) else f"<array {r.index}>"
+            if isinstance(r.source, str):
+                name = r.source
+            else:
+                name = f"<{'bytes' if isinstance(r.source, bytes) else 'array'} {r.index}>"
             transcript = align.build_transcript(
                 tokens, self.vocab, str(name), r.duration, self.name, self.language or "und", pause
             )
@@ -161,13 +164,14 @@ class Model:
         pause: float = 0.5,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> Iterator[Transcript]:
-        """Transcripts of ``sources`` (paths, '-', or 16 kHz mono arrays), in input order.
+        """Transcripts of ``sources`` (paths, '-', encoded file bytes, or 16 kHz mono arrays).
 
-        A single path or array may be passed instead of a list. Raises the first error met.
+        Results come in input order. A single source may be passed instead of a list. Raises
+        the first error met (use :meth:`results` to get errors per source instead).
         """
         many: Iterable[object] = (
             [sources]
-            if isinstance(sources, str | os.PathLike) or hasattr(sources, "shape")
+            if isinstance(sources, str | bytes | os.PathLike) or hasattr(sources, "shape")
             else sources  # type: ignore[assignment]
         )
         items = [os.fspath(s) if isinstance(s, os.PathLike) else s for s in many]
