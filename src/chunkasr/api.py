@@ -73,9 +73,9 @@ def load_model(
     dtype: str | torch.dtype | None = None,
 ) -> Model:
     """Load a model directory, a Hugging Face repo id, or (None) the bundled English model."""
-    path = resolve_model(name_or_path)
-    dev = resolve_device(device)
+    dev = resolve_device(device)  # option errors first: they are cheap and the user's to fix
     dt = resolve_dtype(dtype, dev)
+    path = resolve_model(name_or_path)
     net, cfg, vocab = load_model_dir(path)
     net.to(dev)
     if dt == torch.bfloat16:
