@@ -147,6 +147,8 @@ def test_options_are_validated() -> None:
         {"token_min_prob": 1.0},
         {"blank_skip_prob": 0.0},
         {"lm_weight": math.nan},
+        {"method": "beam", "lm_weight": -1.0},
+        {"method": "beam", "hotwords": {"x": -1.0}},
         {"hotwords": {"x": 1.0}},  # greedy cannot use hotwords
         {"method": "beam", "hotwords": {" ": 1.0}},
     ):
@@ -193,6 +195,25 @@ def test_unknown_word_is_charged_once(tmp_path) -> None:
     unk, state = lm.score(lm.begin(), UNK)
     expected = 0.5 * unk - 7.0 + 0.5 * lm.score(state, EOS)[0]
     assert hyp.score - hyp.acoustic == pytest.approx(expected, abs=1e-6)
+
+
+def test_lazy_scoring_changes_nothing(tmp_path) -> None:
+    """New prefixes are LM-scored only when their bound reaches the top; scoring all agrees."""
+    vocab = Vocabulary(["<blank>", "\u2581the", "\u2581bear", "\u2581bare", "s", "\u2581a"])
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text(estimate_kneser_ney([["the", "bear"], ["a", "bare"], ["the", "bears"]], 3))
+    opts = DecodeOptions(method="beam", beam_size=3, lm_path=arpa, word_score=0.5,
+                         hotwords={"bare": 1.0}, token_min_prob=0.0)
+    lazy = CTCDecoder(opts, vocab)
+    eager = CTCDecoder(opts, vocab)
+    assert eager._scorer is not None
+    eager._scorer.max_bonus = 1e9  # every new prefix is scored before ranking
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        lp = (3 * torch.randn(12, 6, generator=g)).log_softmax(-1)
+        a, b = lazy.search(lp, nbest=3), eager.search(lp, nbest=3)
+        assert [h.ids for h in a] == [h.ids for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b])
 
 
 def test_hotword_fixes_near_miss() -> None:

@@ -35,6 +35,8 @@ def test_parse_spec_and_file(tmp_path: Path) -> None:
         parse_hotwords("x:inf")
     with pytest.raises(ConfigError):
         parse_hotwords(":2")
+    with pytest.raises(ConfigError):
+        parse_hotwords("x:-1")
     f = tmp_path / "hot.txt"
     f.write_text("# names\nnew york: 1.5\n\ncity\n")
     assert read_hotwords_file(f) == {"new york": 1.5, "city": DEFAULT_HOTWORD_WEIGHT}

@@ -8,6 +8,7 @@ remembers each token's spike frame.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -91,6 +92,11 @@ class WordScorer:
         self.starts = [vocab.starts_word(i) for i in range(len(vocab))]
         self.lm, self.lm_weight, self.word_score, self.graph = lm, lm_weight, word_score, graph
         self.unk_score = unk_score
+        # No extension earns more than this (LM log-probs are <= 0 and lm_weight >= 0):
+        # a word's score, an OOV charge and a hotword piece at most.
+        self.max_bonus = (
+            max(word_score, 0.0) + max(unk_score, 0.0) + (graph.max_weight if graph else 0.0)
+        )
         self.prefixes = lm.word_prefixes() if lm is not None else frozenset()
 
     def initial(self) -> _State:
@@ -275,11 +281,9 @@ def _step(
                 entry = nxt.get(ch)
                 if entry is None:
                     if scorer is None:
-                        child = _Prefix(c, node, t, p, 0.0, None)
-                    else:
-                        delta, state = scorer.extend(node.state, c)
-                        child = _Prefix(c, node, t, p, node.extra + delta, state)
-                    nxt[ch] = [0.0, add, child]
+                        nxt[ch] = [0.0, add, _Prefix(c, node, t, p, 0.0, None)]
+                    else:  # scored only if it can enter the beam (see _select)
+                        nxt[ch] = [0.0, add, None, node, c, p]
                 else:
                     entry[1] += add
                 continue
@@ -291,10 +295,11 @@ def _step(
                 nxt[ch] = [0.0, add, child]
             else:
                 entry[1] += add
-    if len(nxt) > beam_size:
+    if scorer is not None:
+        nxt = _select(nxt, beam_size, scorer, t)
+    elif len(nxt) > beam_size:
         # sorted() beats heapq.nlargest on the few dozen candidates a frame has
-        key = _mass if scorer is None else _ranked
-        nxt = dict(sorted(nxt.items(), key=key, reverse=True)[:beam_size])
+        nxt = dict(sorted(nxt.items(), key=_mass, reverse=True)[:beam_size])
     top = max(e[0] + e[1] for e in nxt.values())
     if top <= 0.0:  # nothing survives this frame (compact input without blank): ignore it
         return beam, 0.0
@@ -308,7 +313,38 @@ def _mass(kv: tuple[int, list[Any]]) -> float:
     return kv[1][0] + kv[1][1]
 
 
-def _ranked(kv: tuple[int, list[Any]]) -> float:
-    e = kv[1]
-    mass = e[0] + e[1]
-    return (math.log(mass) if mass > 0 else -math.inf) + e[2].extra
+def _select(
+    nxt: dict[int, list[Any]], beam_size: int, scorer: WordScorer, t: int
+) -> dict[int, list[Any]]:
+    """The ``beam_size`` best prefixes by acoustic log-prob + bonus, scoring new ones lazily.
+
+    A new prefix ``[0, mass, None, parent, token, prob]`` is ranked by an upper bound of its
+    bonus (``scorer.max_bonus`` over its parent's) until it reaches the top of the heap; only
+    then are its LM and hotword scores computed. A prefix popped with its exact score beats
+    every remaining bound, so the result is the same as scoring all of them first.
+    """
+    heap: list[tuple[float, int, int]] = []
+    for h, e in nxt.items():
+        mass = e[0] + e[1]
+        logm = math.log(mass) if mass > 0.0 else -math.inf
+        node = e[2]
+        if node is None:
+            heap.append((-(logm + e[3].extra + scorer.max_bonus), 1, h))
+        else:
+            heap.append((-(logm + node.extra), 0, h))
+    heapq.heapify(heap)
+    out: dict[int, list[Any]] = {}
+    while heap and len(out) < beam_size:
+        _, pending, h = heapq.heappop(heap)
+        e = nxt[h]
+        if not pending:
+            out[h] = e
+            continue
+        parent, c, p = e[3], e[4], e[5]
+        delta, state = scorer.extend(parent.state, c)
+        e[2] = _Prefix(c, parent, t, p, parent.extra + delta, state)
+        del e[3:]
+        mass = e[0] + e[1]
+        logm = math.log(mass) if mass > 0.0 else -math.inf
+        heapq.heappush(heap, (-(logm + e[2].extra), 0, h))
+    return out

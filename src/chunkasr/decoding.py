@@ -85,10 +85,12 @@ class DecodeOptions:
         for name in ("lm_weight", "word_score", "unk_score"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} must be finite")
+        if self.lm_weight < 0:
+            raise ValueError(f"lm_weight must be >= 0, got {self.lm_weight}")
         if self.hotwords is not None:
             words = dict(self.hotwords)
             for phrase, weight in words.items():
-                if not phrase.strip() or not math.isfinite(weight):
+                if not phrase.strip() or not math.isfinite(weight) or weight < 0:
                     raise ValueError(f"bad hotword {phrase!r}: {weight}")
             object.__setattr__(self, "hotwords", words or None)  # a private copy
         if self.method == "greedy" and self.uses_words:

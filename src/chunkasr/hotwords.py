@@ -45,8 +45,8 @@ def _parse_item(item: str, default_weight: float, where: str) -> tuple[str, floa
     phrase = " ".join(phrase.split())
     if not phrase:
         raise ConfigError(f"{where}: empty hotword in {item!r}")
-    if not math.isfinite(weight):
-        raise ConfigError(f"{where}: hotword weight must be finite, got {item!r}")
+    if not math.isfinite(weight) or weight < 0:
+        raise ConfigError(f"{where}: hotword weight must be finite and >= 0, got {item!r}")
     return phrase, weight
 
 
@@ -188,9 +188,13 @@ class ContextGraph:
     def __init__(self, phrases: Mapping[tuple[int, ...], float], starts_word: Sequence[bool]):
         self.root = _Node()
         self._starts = starts_word
+        self.max_weight = 0.0  # no step earns more (beam search bounds scores with it)
         for ids, weight in phrases.items():
+            if weight < 0:
+                raise ValueError(f"hotword weights must be >= 0, got {weight}")
             if not ids:
                 continue
+            self.max_weight = max(self.max_weight, weight)
             node = self.root
             for token in ids:
                 node = node.children.setdefault(token, _Node())
