@@ -309,6 +309,8 @@ def transcribe(
                 for name, writer in zip(names, writers, strict=True):
                     text = writer.format(result.transcript)
                     if output_dir is None:
+                        if len(inputs) > 1:  # several transcripts on stdout: say whose is whose
+                            click.echo(f"==> {item.label} <==")
                         if text:
                             click.echo(text, nl=not text.endswith("\n"))
                         continue
