@@ -47,8 +47,9 @@ SR = 16000
 
 
 def make_model_dir(path: Path, d_model: int, blocks: int, heads: int, vocab: int) -> Path:
-    cfg = ModelConfig(vocab_size=vocab, d_model=d_model, attention_heads=heads,
-                      linear_units=4 * d_model, num_blocks=blocks)
+    cfg = ModelConfig(
+        vocab_size=vocab, d_model=d_model, attention_heads=heads, linear_units=4 * d_model, num_blocks=blocks
+    )
     torch.manual_seed(0)
     model = ChunkFormerCTC(cfg)
     with torch.no_grad():
@@ -126,23 +127,28 @@ def measure(fn: Callable[[], object], device: torch.device) -> dict[str, float]:
 # ----------------------------------------------------------------------------- runners
 
 
-def run_chunkasr(model_dir: Path, files: list[Path], device: torch.device, dtype: str,
-                 batch_duration: float) -> Callable[[], object]:
+def run_chunkasr(
+    model_dir: Path, files: list[Path], device: torch.device, dtype: str, batch_duration: float
+) -> Callable[[], object]:
     model = load_model(model_dir, device=device, dtype=dtype)
 
     def go() -> object:
-        texts = [r.transcript.text for r in model.results([str(f) for f in files],
-                                                          chunk=ChunkConfig(64, 128, 128),
-                                                          batch_duration=batch_duration)
-                 if r.transcript is not None]
+        texts = [
+            r.transcript.text
+            for r in model.results(
+                [str(f) for f in files], chunk=ChunkConfig(64, 128, 128), batch_duration=batch_duration
+            )
+            if r.transcript is not None
+        ]
         assert len(texts) == len(files)
         return texts
 
     return go
 
 
-def run_official(model_dir: Path, files: list[Path], device: torch.device, dtype: str,
-                 batch_duration: float) -> Callable[[], object]:
+def run_official(
+    model_dir: Path, files: list[Path], device: torch.device, dtype: str, batch_duration: float
+) -> Callable[[], object]:
     import logging
 
     logging.disable(logging.WARNING)
@@ -155,8 +161,9 @@ def run_official(model_dir: Path, files: list[Path], device: torch.device, dtype
         ctx = torch.autocast(device.type, cast) if cast else contextlib.nullcontext()
         with ctx, open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
             if len(files) == 1:
-                return model.endless_decode(str(files[0]), 64, 128, 128, int(batch_duration),
-                                            return_timestamps=False)
+                return model.endless_decode(
+                    str(files[0]), 64, 128, 128, int(batch_duration), return_timestamps=False
+                )
             return model.batch_decode([str(f) for f in files], 64, 128, 128, int(batch_duration))
 
     return go
@@ -167,8 +174,15 @@ def run_official(model_dir: Path, files: list[Path], device: torch.device, dtype
 
 def cases(args: argparse.Namespace) -> Iterator[tuple[str, list[float]]]:
     if args.case:
-        table = {"1h": [3600.0], "4h": [4 * 3600.0], "24h": [24 * 3600.0], "5min": [300.0],
-                 "dir24": list(np.linspace(150, 450, 24)), "20s": [20.0]}
+        table = {
+            "1h": [3600.0],
+            "4h": [4 * 3600.0],
+            "10h": [10 * 3600.0],
+            "24h": [24 * 3600.0],
+            "5min": [300.0],
+            "dir24": list(np.linspace(150, 450, 24)),
+            "20s": [20.0],
+        }
         yield args.case, table[args.case]
     elif args.cpu_small:
         yield "20s", [20.0]
@@ -184,7 +198,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpu", action="store_true", help="CPU benchmark (5 min of audio)")
     ap.add_argument("--cpu-small", action="store_true", help="smoke test: tiny model, 20 s")
-    ap.add_argument("--case", choices=["1h", "4h", "24h", "5min", "dir24", "20s"])
+    ap.add_argument("--case", choices=["1h", "4h", "10h", "24h", "5min", "dir24", "20s"])
+    ap.add_argument("--tiny", action="store_true", help="2x64 model (memory checks on long audio)")
     ap.add_argument("--only", choices=["chunkasr", "official"])
     ap.add_argument("--dtypes", default=None, help="comma list, default bf16 (GPU) or fp32,bf16 (CPU)")
     ap.add_argument("--batch-duration", type=float, default=None)
@@ -197,13 +212,17 @@ def main() -> None:
     batch = args.batch_duration or (300.0 if cpu else 1800.0)
     if cpu:
         torch.set_num_threads(os.cpu_count() or 1)
-    size = (64, 2, 4, 500) if args.cpu_small else (512, 17, 8, 5000)
+    size = (64, 2, 4, 500) if args.cpu_small or args.tiny else (512, 17, 8, 5000)
     have_official = importlib.util.find_spec("chunkformer") is not None and args.only != "chunkasr"
     work = Path(args.workdir or tempfile.mkdtemp(prefix="chunkasr-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     model_dir = make_model_dir(work / f"model{size[0]}x{size[1]}", size[0], size[1], size[2], size[3])
-    machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-               "gpu": torch.cuda.get_device_name() if not cpu else None, "torch": torch.__version__}
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name() if not cpu else None,
+        "torch": torch.__version__,
+    }
     print(json.dumps({"machine": machine, "model": f"{size[1]}x{size[0]} vocab {size[3]}"}), flush=True)
     for name, seconds in cases(args):
         files = [make_wav(work / f"{name}_{i}.wav", s, i) for i, s in enumerate(seconds)]
@@ -219,8 +238,14 @@ def main() -> None:
                 stats = measure(go, device)
                 stats["realtime_x"] = round(audio / stats["wall_s"], 1)
                 rows[impl] = stats
-                row = {"case": name, "audio_s": round(audio, 1), "impl": impl, "dtype": dtype,
-                       "device": device.type, **stats}
+                row = {
+                    "case": name,
+                    "audio_s": round(audio, 1),
+                    "impl": impl,
+                    "dtype": dtype,
+                    "device": device.type,
+                    **stats,
+                }
                 if impl == "chunkasr" and "official" in rows:
                     row["speedup_vs_official"] = round(rows["official"]["wall_s"] / stats["wall_s"], 2)
                 print(json.dumps(row), flush=True)

@@ -45,7 +45,9 @@ def test_single_source_and_errors(model, wav, tmp_path) -> None:
 
 def test_progress_reaches_total(model, wav) -> None:
     seen = []
-    list(model.transcribe([wav, wav], chunk=ChunkConfig(8, 8, 8), batch_duration=1.0, on_progress=seen.append))
+    list(
+        model.transcribe([wav, wav], chunk=ChunkConfig(8, 8, 8), batch_duration=1.0, on_progress=seen.append)
+    )
     assert seen and abs(seen[-1].seconds_done - 6.0) < 1e-6
     assert [p.seconds_done for p in seen] == sorted(p.seconds_done for p in seen)
 
