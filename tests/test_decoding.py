@@ -216,6 +216,14 @@ def test_lazy_scoring_changes_nothing(tmp_path) -> None:
         assert [h.score for h in a] == pytest.approx([h.score for h in b])
 
 
+def test_lm_matches_words_across_case(tmp_path) -> None:
+    upper = Vocabulary([t.upper() for t in VOCAB.tokens])  # LibriSpeech-style pieces
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text(estimate_kneser_ney([["the", "bear"]] * 20 + [["a", "bare", "wall"]], 3))
+    got = decode(near_miss(), DecodeOptions(method="beam", lm_path=arpa), upper)
+    assert upper.decode([t.id for t in got]) == "THE BEAR"
+
+
 def test_hotword_fixes_near_miss() -> None:
     opts = DecodeOptions(method="beam", hotwords={"bear": 1.0})
     got = decode(near_miss(), opts, VOCAB)

@@ -88,7 +88,7 @@ class WordScorer:
         unk_score: float,
         graph: ContextGraph | None,
     ) -> None:
-        self.pieces = vocab.tokens
+        self.pieces = [_fold_like(lm, p) for p in vocab.tokens] if lm else vocab.tokens
         self.starts = [vocab.starts_word(i) for i in range(len(vocab))]
         self.lm, self.lm_weight, self.word_score, self.graph = lm, lm_weight, word_score, graph
         self.unk_score = unk_score
@@ -148,6 +148,13 @@ class WordScorer:
         if self.graph is not None:
             delta += self.graph.finish(hot)
         return delta
+
+
+def _fold_like(lm: ArpaLM, piece: str) -> str:
+    """``piece`` in the LM's case when the LM has one case only (uppercase LibriSpeech-style
+    vocabularies with a lowercase LM, or the reverse), so words are found either way."""
+    case = lm.case
+    return piece.lower() if case == "lower" else piece.upper() if case == "upper" else piece
 
 
 _HASH_MOD = (1 << 61) - 1  # prefixes are keyed by a rolling hash: O(1) per extension

@@ -11,6 +11,7 @@ A word missing from the unigrams is scored as ``<unk>`` (or ``UNK_LOG10`` if the
 
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 from collections import Counter, defaultdict
@@ -133,6 +134,16 @@ class ArpaLM:
             self._cache.clear()
         self._cache[key] = (logp, nxt)
         return logp, nxt
+
+    @functools.cached_property
+    def case(self) -> str | None:
+        """"lower" or "upper" if every cased word is in that case, else None."""
+        words = [w for w in self.vocabulary() if w not in (BOS, EOS, UNK)]
+        if not any(ch.isupper() for w in words for ch in w):
+            return "lower"
+        if not any(ch.islower() for w in words for ch in w):
+            return "upper"
+        return None
 
     def has_word(self, word: str) -> bool:
         return (word,) in self._entries and word not in (BOS, EOS, UNK)
