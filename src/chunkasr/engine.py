@@ -382,7 +382,7 @@ class Engine:
         with self._autocast():
             new: list[tuple[_Stream, torch.Tensor]] = []
             if fed:
-                x = enc.embed_chunks(torch.cat([f for _, f in fed]))  # (N, C, D)
+                x = enc.embed_chunks(_cat([f for _, f in fed]))  # (N, C, D)
                 new = list(
                     zip([s for s, _ in fed], x.split([f.shape[0] for _, f in fed]), strict=True)
                 )
@@ -394,7 +394,7 @@ class Engine:
             for li, layer in enumerate(self.layers):
                 new = self._layer_step(li, layer, active, new, pos_emb)
             if new:
-                x = torch.cat([x for _, x in new])
+                x = _cat([x for _, x in new])
                 if self.model.cfg.final_norm:
                     x = enc.after_norm(x)
                 logp = self.model.ctc(x)  # (N, C, V) float32
@@ -425,7 +425,7 @@ class Engine:
         C, L, R, k = self.C, self.L, self.R, self.k
         # 1) frame-local part for the new input chunks of every stream, in one batch
         if new:
-            x = torch.cat([x for _, x in new])
+            x = _cat([x for _, x in new])
             x1, q, kv = layer.pre_attention(x)
             sizes = [x.shape[0] for _, x in new]
             for (st, _), a, b, c in zip(
@@ -464,15 +464,15 @@ class Engine:
             work_mask.append(_valid(ls.j_att, n, C, L, C + R, st.length, None))
             owners.append((st, n))
         if owners:
-            mask = torch.cat(work_mask).to(self.device)
-            att = layer.self_attn.attend(torch.cat(work_q), torch.cat(work_kv), mask, pos_emb)
+            mask = _cat(work_mask).to(self.device)
+            att = layer.self_attn.attend(_cat(work_q), _cat(work_kv), mask, pos_emb)
             sizes = [n for _, n in owners]
             x1_rows = []
             for st, n in owners:
                 ls = st.layers[li]
                 assert ls.x1 is not None
                 x1_rows.append(ls.x1[ls.j_att - ls.a_base : ls.j_att - ls.a_base + n])
-            x2, g = layer.post_attention(torch.cat(x1_rows), att)
+            x2, g = layer.post_attention(_cat(x1_rows), att)
             g_parts = g.split(sizes) if g is not None else [None] * len(owners)
             for (st, n), a, b in zip(owners, x2.split(sizes), g_parts, strict=True):
                 ls = st.layers[li]
@@ -504,12 +504,12 @@ class Engine:
                 work_gmask.append(_valid(ls.j_out, n, C, k, C + k, st.length, C + R))
             owners2.append((st, n))
         if owners2:
-            x2 = torch.cat(work_x2)
+            x2 = _cat(work_x2)
             conv = None
             if work_g:
                 assert layer.conv_module is not None
                 conv = layer.conv_module.finish(
-                    torch.cat(work_g), torch.cat(work_gmask).to(self.device)
+                    _cat(work_g), _cat(work_gmask).to(self.device)
                 )
             y = layer.post_conv(x2, conv)
             for (st, n), out in zip(owners2, y.split([n for _, n in owners2]), strict=True):
@@ -566,7 +566,12 @@ class Engine:
 
 
 def _append(buf: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
-    return rows if buf is None else torch.cat([buf, rows])
+    return rows if buf is None or buf.shape[0] == 0 else torch.cat([buf, rows])
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat without the copy when there is a single part (one stream in the batch)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _window_rows(flat: torch.Tensor, start: int, stop: int, n: int, C: int, W: int) -> torch.Tensor:

@@ -31,7 +31,9 @@ class ChunkConvolution(nn.Module):
 
     def finish(self, g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """g: (N, C + 2k, D) gated frames around each chunk; mask: (N, C + 2k). -> (N, C, D)."""
-        g = g.masked_fill(~mask.unsqueeze(-1), 0.0).transpose(1, 2)  # (N, D, C + 2k)
+        if not bool(mask.all()):
+            g = g.masked_fill(~mask.unsqueeze(-1), 0.0)
+        g = g.transpose(1, 2)  # (N, D, C + 2k)
         y = self.depthwise_conv(g)  # (N, D, C)
         y = self.norm(y.transpose(1, 2)).transpose(1, 2) if self.use_layer_norm else self.norm(y)
         y = self.activation(y)
