@@ -105,3 +105,25 @@ def test_full_context_mode(model) -> None:
     for w, r in zip(want, got, strict=True):
         assert r.posteriors is not None
         assert float((r.posteriors.logp - w).abs().max()) < 1e-4
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_cuda_matches_cpu(model, dtype) -> None:
+    import copy
+
+    audio = _audio([6.1, 0.9])
+    want = _reference(model, audio, (4, 8, 4))
+    gpu_model = copy.deepcopy(model).cuda()
+    if dtype == torch.bfloat16:
+        gpu_model.to(dtype)
+        gpu_model.encoder.global_cmvn.float()
+    opts = EngineOptions(chunk=ChunkConfig(4, 8, 4), batch_duration=0.5, top_k=None, dtype=dtype)
+    got = list(Engine(gpu_model, opts, torch.device("cuda")).run(audio))
+    tol = 1e-3 if dtype == torch.float32 else 0.5
+    for w, r in zip(want, got, strict=True):
+        assert r.posteriors is not None
+        assert float((r.posteriors.logp.float() - w).abs().max()) < tol
+        if dtype == torch.float32:
+            assert torch.equal(r.posteriors.logp.argmax(-1), w.argmax(-1))
