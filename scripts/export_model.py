@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--lang", default="data/lang")
     ap.add_argument("--raw", action="store_true", help="export the raw (not EMA) weights")
+    ap.add_argument("--check-official", metavar="WAV", help="also load with the official package and decode WAV")
     args = ap.parse_args()
     ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     cfg = ModelConfig.from_dict(ck["config"])
@@ -63,6 +64,11 @@ def main() -> None:
           f"values, {size / 1e6:.1f} MB, vocab {len(vocab)}, reload max diff {diff:.2e}")  # fmt: skip
     if diff > 1e-5:
         raise SystemExit("reloaded model differs from the checkpoint")
+    if args.check_official:
+        from chunkformer import ChunkFormerModel  # the official package
+
+        official = ChunkFormerModel.from_pretrained(str(out))
+        print("official chunkformer:", official.batch_decode([args.check_official]))
 
 
 if __name__ == "__main__":

@@ -189,6 +189,28 @@ def quick_eval(
     return er.summary()
 
 
+def reinit(model: ChunkFormerCTC) -> None:
+    """Variance-preserving init. PyTorch's default conv init shrinks the signal through the
+    8x subsampling stack so much that its output is nearly a constant (bias) vector and CTC
+    training sits on the label-prior plateau; Kaiming (ReLU) convs and Xavier linears fix that.
+    """
+    with torch.no_grad():
+        for m in model.encoder.embed.conv:
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                torch.nn.init.zeros_(m.bias)
+        for name, m in model.named_modules():
+            if name.startswith("encoder.embed.conv"):
+                continue
+            if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d)):
+                if isinstance(m, torch.nn.Conv1d) and m.groups > 1:
+                    torch.nn.init.kaiming_normal_(m.weight, nonlinearity="linear")
+                else:
+                    torch.nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    torch.nn.init.zeros_(m.bias)
+
+
 class EMA:
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
         self.decay = decay
@@ -214,6 +236,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     train = FeatureStore(store_prefixes(feats_dir, args.train_sets.split(",")))
     dev = FeatureStore(store_prefixes(feats_dir, ["dev"]))
     test = FeatureStore(store_prefixes(feats_dir, ["test_voices"]))
+    # targets from the tokenizer of --lang (the stored ids may come from another vocabulary)
+    from chunkasr.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_dir(args.lang)
+    for st in (train, dev, test):
+        st.tokens = [tok.encode(t) for t in st.texts]
     cmvn = json.loads((feats_dir / "global_cmvn").read_text())
     mean = torch.tensor(cmvn["mean_stat"]) / cmvn["frame_num"]
     istd = 1.0 / torch.sqrt(torch.clamp(torch.tensor(cmvn["var_stat"]) / cmvn["frame_num"] - mean**2, 1e-20))
@@ -223,6 +251,20 @@ def cmd_train(args: argparse.Namespace) -> None:
     model = ChunkFormerCTC(cfg)
     model.encoder.global_cmvn.mean.copy_(mean)
     model.encoder.global_cmvn.istd.copy_(istd)
+    if args.init == "kaiming":
+        reinit(model)
+    if args.residual_init != 1.0:  # start close to identity: shallow-net dynamics early on
+        with torch.no_grad():
+            for layer in model.encoder.encoders:
+                mods = [layer.self_attn.linear_out, layer.feed_forward.w_2, layer.feed_forward_macaron,
+                        layer.conv_module]  # fmt: skip
+                for m in mods:
+                    if m is None:
+                        continue
+                    lin = m.w_2 if hasattr(m, "w_2") else getattr(m, "pointwise_conv2", m)
+                    lin.weight.mul_(args.residual_init)
+                    if lin.bias is not None:
+                        lin.bias.mul_(args.residual_init)
     n_params = sum(p.numel() for p in model.parameters())
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -232,6 +274,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         lr=args.lr, betas=(0.9, 0.98), eps=1e-9, fused=True,
     )  # fmt: skip
     sampler = BucketBatchSampler(train.lengths, args.max_frames, seed=args.seed)
+    # curriculum (SortaGrad-like): short utterances, full context, no SpecAugment until
+    # --short-until steps; helps CTC leave the all-blank plateau quickly
+    short_idx = [i for i, n in enumerate(train.lengths) if n <= args.short_frames]
+    if args.short_limit:  # a small subset first: memorising it forces the model to use its input
+        short_idx = short_idx[: args.short_limit]
+    short_sampler = BucketBatchSampler(
+        [train.lengths[i] for i in short_idx], args.max_frames, seed=args.seed + 1
+    )
     ema = EMA(model, args.ema)
     rng = random.Random(args.seed + 7)
     ctx_sampler = ContextSampler()
@@ -251,6 +301,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         opt.load_state_dict(ck["optimizer"])
         ema.shadow = ck["ema"]
         sampler.load_state(ck["sampler"])
+        if "short_sampler" in ck:
+            short_sampler.load_state(ck["short_sampler"])
         rng.setstate(ck["sample_rng"])
         step, elapsed = ck["step"], ck["elapsed"]
         budget = ck.get("budget", budget)
@@ -262,29 +314,32 @@ def cmd_train(args: argparse.Namespace) -> None:
         save_checkpoint(
             exp / f"{tag}.pt",
             model=model.state_dict(), ema=ema.shadow, optimizer=opt.state_dict(), sampler=sampler.state(),
-            sample_rng=rng.getstate(), step=step, elapsed=elapsed, budget=budget,
+            short_sampler=short_sampler.state(), sample_rng=rng.getstate(), step=step, elapsed=elapsed,
+            budget=budget,
             config=cfg.to_official_dict(), cmvn=cmvn, args=vars(args),
         )  # fmt: skip
 
     fill = mean.clone()
     it = iter(sampler)
+    short_it = iter(short_sampler)
     t_last_ckpt = time.time()
     win = {"t": 0.0, "utts": 0, "secs": 0.0, "loss": 0.0, "n": 0}
     model.train()
     while elapsed < budget:
         t0 = time.time()
-        batch = next(it)
+        easy = step < args.short_until
+        batch = [short_idx[j] for j in next(short_it)] if easy else next(it)
         feats = [train.feats(i) for i in batch]
-        if rng.random() < args.p_specaug:
+        if not easy and rng.random() < args.p_specaug:
             feats = [spec_augment(f, fill, rng) for f in feats]
         targets = [train.tokens[i] for i in batch]
-        context = ctx_sampler(rng)
+        context = (-1, 0, 0) if easy else ctx_sampler(rng)
         progress = min(1.0, elapsed / budget)
         cosine = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * cosine
         for g in opt.param_groups:
             g["lr"] = lr
-        loss, n_tok = ctc_loss(model, feats, targets, context)
+        loss, n_tok = ctc_loss(model, feats, targets, context, quantize=8)
         opt.zero_grad(set_to_none=True)
         (loss / max(n_tok, 1)).backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
@@ -349,6 +404,12 @@ def main() -> None:
     t.add_argument("--clip", type=float, default=5.0)
     t.add_argument("--ema", type=float, default=0.998)
     t.add_argument("--p-specaug", type=float, default=0.8)
+    t.add_argument("--residual-init", type=float, default=1.0,
+                   help="scale of residual branch outputs at init")  # fmt: skip
+    t.add_argument("--init", default="kaiming", choices=["kaiming", "pytorch"])
+    t.add_argument("--short-until", type=int, default=0, help="curriculum steps")
+    t.add_argument("--short-frames", type=int, default=500)
+    t.add_argument("--short-limit", type=int, default=0, help="curriculum on this many items only")
     t.add_argument("--minutes", type=float, default=65.0, help="training wall-clock budget")
     t.add_argument("--ckpt-every", type=float, default=300.0, help="seconds")
     t.add_argument("--eval-items", type=int, default=60)

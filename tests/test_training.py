@@ -135,3 +135,20 @@ def test_context_sampler_and_lr_schedule():
     assert noam_cosine_lr(0, 1.0, 10, 100) == pytest.approx(0.1)
     assert noam_cosine_lr(10, 1.0, 10, 100) == pytest.approx(1.0)
     assert noam_cosine_lr(100, 1.0, 10, 100) == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("context", [(-1, 0, 0), (8, 8, 4), (4, 16, 0)])
+def test_shape_quantization_keeps_outputs(context):
+    from chunkasr.training import _quantize_shapes
+
+    model, _ = make()
+    model.eval()
+    feats, _ = toy_batch()
+    q_feats, c, left, right = _quantize_shapes(model, list(feats), *context, q=8)
+    with torch.no_grad():
+        want, _ = model.encoder(feats, *context)
+        got, plan = model.encoder(q_feats, c, left, right)
+    if context[0] != -1:
+        assert sum(plan.n_chunks) % 8 == 0
+    for w, g in zip(want, got[: len(feats)], strict=True):
+        assert torch.allclose(w, g, atol=1e-5)

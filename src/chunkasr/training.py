@@ -361,12 +361,32 @@ def noam_cosine_lr(step: int, peak: float, warmup: int, total: int, floor: float
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def _quantize_shapes(
+    model: ChunkFormerCTC, feats: list[torch.Tensor], chunk: int, left: int, right: int, q: int
+) -> tuple[list[torch.Tensor], int, int, int]:
+    """Same outputs for the real files, but tensor shapes from a small set (oneDNN caches
+    kernels per shape): full context becomes one chunk of a length rounded up to 16 frames;
+    in chunked mode silent dummy files (CMVN mean) round the number of chunks up to a multiple of ``q``.
+    """
+    lengths = [subsampled_length(f.shape[0]) for f in feats]
+    if chunk == -1:  # one chunk per file; the batch size varies little, leave it
+        return feats, -(-max([*lengths, 1]) // 16) * 16, 0, 0
+    n = sum(-(-m // chunk) for m in lengths)
+    pad = -n % q
+    if pad:
+        fill = model.encoder.global_cmvn.mean.detach().to(feats[0].dtype)
+        frames = (pad * chunk) * 8 + 7
+        feats = [*feats, fill.expand(frames, -1).contiguous()]
+    return feats, chunk, left, right
+
+
 def ctc_loss(
     model: ChunkFormerCTC,
     feats: Sequence[torch.Tensor],
     targets: Sequence[Sequence[int]],
     context: tuple[int, int, int],
     autocast: bool = True,
+    quantize: int = 0,
 ) -> tuple[torch.Tensor, int]:
     """Summed CTC loss of a batch and its number of target tokens.
 
@@ -381,8 +401,13 @@ def ctc_loss(
     if not feats:
         return torch.zeros((), requires_grad=True), 0
     chunk, left, right = context
+    feats = list(feats)
+    n_real = len(feats)
+    if quantize:
+        feats, chunk, left, right = _quantize_shapes(model, feats, chunk, left, right, quantize)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        outs, _ = model.encoder(list(feats), chunk, left, right)
+        outs, _ = model.encoder(feats, chunk, left, right)
+        outs = outs[:n_real]
         lens = [o.shape[0] for o in outs]
         padded = nn.utils.rnn.pad_sequence(outs, batch_first=False)  # (T, B, D)
         log_probs = model.ctc(padded)  # float32
@@ -403,10 +428,11 @@ def ctc_step(
     context: tuple[int, int, int],
     clip: float = 5.0,
     autocast: bool = True,
+    quantize: int = 0,
 ) -> dict[str, float]:
     """One training step; the loss is normalised per target token. Returns loss and grad norm."""
     model.train()
-    loss, n_tok = ctc_loss(model, feats, targets, context, autocast)
+    loss, n_tok = ctc_loss(model, feats, targets, context, autocast, quantize)
     optimizer.zero_grad(set_to_none=True)
     (loss / max(n_tok, 1)).backward()
     gnorm = float(nn.utils.clip_grad_norm_(model.parameters(), clip))
