@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from chunkasr.model import ChunkFormerCTC, ModelConfig, load_model_dir  # noqa: E402
+from chunkasr.vocab import Vocabulary  # noqa: E402
 
 
 def main() -> None:
@@ -32,11 +33,28 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--lang", default="data/lang")
     ap.add_argument("--raw", action="store_true", help="export the raw (not EMA) weights")
-    ap.add_argument("--check-official", metavar="WAV", help="also load with the official package and decode WAV")
+    ap.add_argument("--check-official", metavar="WAV",
+                    help="also load with the official package and decode WAV")  # fmt: skip
+    ap.add_argument("--cmvn", default="exp/feats/global_cmvn",
+                    help="stats file, for checkpoints that do not carry them")  # fmt: skip
+    ap.add_argument("--shape", help="d_model,heads,ffn,blocks for checkpoints without a config")
     args = ap.parse_args()
     ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    cfg = ModelConfig.from_dict(ck["config"])
-    state = ck["model"] if args.raw else ck["ema"]
+    vocab_size = len(Vocabulary.from_file(Path(args.lang) / "vocab.txt"))
+    if "config" in ck:
+        cfg = ModelConfig.from_dict(ck["config"])
+    elif args.shape:
+        d, h, f, b = (int(v) for v in args.shape.split(","))
+        cfg = ModelConfig(
+            vocab_size=vocab_size, d_model=d, attention_heads=h, linear_units=f, num_blocks=b,
+            dynamic_chunk_sizes=(-1, 16, 32, 64, 128),
+            dynamic_left_context_sizes=(32, 64, 128, 256),
+            dynamic_right_context_sizes=(0, 16, 32, 64, 128),
+        )  # fmt: skip
+    else:
+        raise SystemExit("checkpoint has no config: give --shape d_model,heads,ffn,blocks")
+    state = ck["model"] if args.raw or "ema" not in ck else ck["ema"]
+    cmvn = ck.get("cmvn") or json.loads(Path(args.cmvn).read_text())
     model = ChunkFormerCTC(cfg)
     model.load_state_dict(state)  # strict: keys are the official ones
     out = Path(args.out)
@@ -45,7 +63,7 @@ def main() -> None:
     torch.save(weights, out / "pytorch_model.bin")
     with (out / "config.yaml").open("w", encoding="utf-8") as f:
         yaml.safe_dump(cfg.to_official_dict(), f, sort_keys=False)
-    (out / "global_cmvn").write_text(json.dumps(ck["cmvn"]) + "\n")
+    (out / "global_cmvn").write_text(json.dumps(cmvn) + "\n")
     lang = Path(args.lang)
     shutil.copyfile(lang / "vocab.txt", out / "vocab.txt")
     shutil.copyfile(lang / "bpe.model", out / "bpe.model")
@@ -60,7 +78,8 @@ def main() -> None:
     diff = max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
     size = (out / "pytorch_model.bin").stat().st_size
     n = sum(v.numel() for v in weights.values())
-    print(f"exported step {ck.get('step')} ({'raw' if args.raw else 'EMA'}) to {out}: {n / 1e6:.2f} M "
+    kind = "EMA" if state is ck.get("ema") else "raw"
+    print(f"exported step {ck.get('step')} ({kind}) to {out}: {n / 1e6:.2f} M "
           f"values, {size / 1e6:.1f} MB, vocab {len(vocab)}, reload max diff {diff:.2e}")  # fmt: skip
     if diff > 1e-5:
         raise SystemExit("reloaded model differs from the checkpoint")
