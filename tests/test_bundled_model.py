@@ -1,0 +1,48 @@
+"""The bundled English model recognises held-out speech (voice and text never seen in training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import chunkasr
+from chunkasr.hub import bundled_model_dir
+from chunkasr.metrics import wer
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data"
+
+pytestmark = pytest.mark.skipif(bundled_model_dir() is None, reason="no bundled model (models/en-small)")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return chunkasr.load_model(device="cpu", dtype="fp32")
+
+
+def test_heldout_clip(model) -> None:
+    ref = (DATA / "heldout_clip.txt").read_text().strip()
+    (t,) = list(model.transcribe(DATA / "heldout_clip.wav"))
+    assert wer(ref, t.text) <= 0.25, t.text
+    assert t.segments and all(w.start < w.end for s in t.segments for w in s.words)
+
+
+def test_longform_example_words_and_timing(model) -> None:
+    wav = ROOT / "examples" / "longform.wav"
+    refs = json.loads(wav.with_suffix(".json").read_text())
+    (t,) = list(model.transcribe(wav))
+    ref_text = " ".join(r["text"] for r in refs)
+    assert wer(ref_text, t.text) <= 0.25, t.text
+    # every reference utterance starts within 0.3 s of some recognised word
+    starts = [w.start for s in t.segments for w in s.words]
+    near = sum(1 for r in refs if min(abs(r["start"] - s) for s in starts) <= 0.3)
+    assert near >= 0.8 * len(refs)
+
+
+def test_silence_gives_no_words(model) -> None:
+    import numpy as np
+
+    (t,) = list(model.transcribe(np.zeros(16000 * 3, dtype=np.float32)))
+    assert t.text == ""
