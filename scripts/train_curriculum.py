@@ -14,12 +14,12 @@ exp/lead/last.pt (resumable).
 """
 
 import glob
-from pathlib import Path
 import json
 import os
 import random
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
