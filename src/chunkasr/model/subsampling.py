@@ -56,10 +56,10 @@ class DepthwiseSubsampling(nn.Module):
         B, T, F = x.shape
         c0, dw1, pw1, dw2, pw2 = (cast(nn.Conv2d, self.conv[i]) for i in (0, 2, 3, 5, 6))
         patches = x.unfold(1, 3, 2).unfold(2, 3, 2).flatten(3)  # (B, T1, F1, 9)
-        y = torch.relu(nn.functional.linear(patches, c0.weight.flatten(1), c0.bias))  # (B, T1, F1, D)
+        y = nn.functional.linear(patches, c0.weight.flatten(1), c0.bias).relu_()  # (B, T1, F1, D)
         for dw, pw in ((dw1, pw1), (dw2, pw2)):
             z = nn.functional.conv2d(y.permute(0, 3, 1, 2), dw.weight, dw.bias, stride=2, groups=dw.groups)
-            y = torch.relu(nn.functional.linear(z.permute(0, 2, 3, 1), pw.weight.flatten(1), pw.bias))
+            y = nn.functional.linear(z.permute(0, 2, 3, 1), pw.weight.flatten(1), pw.bias).relu_()
         b, t, f, d = y.shape  # (B, T', F', D)
         y = self.out(y.transpose(2, 3).reshape(b, t, d * f))  # official flattening order: (D, F')
         return y * self.xscale
