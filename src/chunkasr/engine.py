@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -35,7 +34,7 @@ from .features import HOP, WINDOW, fbank, num_frames
 from .model.attention import relative_positions
 from .model.config import ChunkConfig
 from .model.ctc import ChunkFormerCTC
-from .model.encoder import EncoderLayer, windows
+from .model.encoder import EncoderLayer
 from .model.subsampling import FACTOR, RECEPTIVE_FIELD, subsampled_length
 
 __all__ = ["Engine", "EngineOptions", "FileResult", "Posteriors", "Source", "Progress"]
@@ -134,25 +133,21 @@ class _Prefetch:
     def _run(self, blocks: Iterator[np.ndarray]) -> None:
         try:
             for block in blocks:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(block, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
+                if not self._put(block):
                     return
             self._put(self._END)
         except BaseException as e:  # handed to the consumer, which raises it there
             self._put(e)
 
-    def _put(self, item: object) -> None:
+    def _put(self, item: object) -> bool:
+        """Queue ``item`` unless the consumer has closed us; False once closed."""
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self
@@ -596,10 +591,3 @@ def _valid(
     if limit is not None:
         ok &= offs < limit
     return ok
-
-
-def realtime_factor(audio_seconds: float, wall_seconds: float) -> float:
-    return audio_seconds / wall_seconds if wall_seconds > 0 else math.inf
-
-
-_ = (time, windows)  # re-exported helpers used by scripts
