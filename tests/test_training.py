@@ -16,6 +16,7 @@ from chunkasr.training import (
     load_checkpoint,
     noam_cosine_lr,
     save_checkpoint,
+    shrink_block_outputs,
     spec_augment,
 )
 
@@ -152,3 +153,25 @@ def test_shape_quantization_keeps_outputs(context):
         assert sum(plan.n_chunks) % 8 == 0
     for w, g in zip(want, got[: len(feats)], strict=True):
         assert torch.allclose(w, g, atol=1e-5)
+
+
+def test_shrink_block_outputs_makes_blocks_near_identity():
+    """After shrinking, the stack's output is what the embedding alone gives, up to each block's
+    final layer norm; without it the blocks change the frames a lot."""
+    feats, _ = toy_batch()
+
+    def block_change(model):
+        model.eval()
+        enc = model.encoder
+        with torch.no_grad():
+            x = enc.embed(enc.global_cmvn(feats[0][None]))
+            x = x[0] if isinstance(x, tuple) else x
+            out, _ = enc(feats[:1], -1, 0, 0)
+        norm = torch.nn.functional.layer_norm(x[0], x.shape[-1:])
+        return float((out[0] - norm[: out[0].shape[0]]).abs().mean() / norm.abs().mean())
+
+    model, _ = make()
+    before = block_change(model)
+    shrink_block_outputs(model, 0.01)
+    after = block_change(model)
+    assert after < 0.1 < before

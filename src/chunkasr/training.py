@@ -9,6 +9,8 @@
   CMVN mean, i.e. zero after normalisation).
 * :class:`BucketBatchSampler` -- length-bucketed batches bounded by total frames, with a
   resumable position; :func:`sample_context` draws chunk/left/right context per batch.
+* :func:`shrink_block_outputs` -- near-identity blocks at init (deep stacks otherwise learn
+  frame-level tasks several times slower than one block).
 * :func:`ctc_step` -- forward, CTC loss, backward, clip, optimizer and scheduler step.
 * :func:`save_checkpoint` / :func:`load_checkpoint` -- everything needed for exact resume.
 """
@@ -46,6 +48,7 @@ __all__ = [
     "load_checkpoint",
     "noam_cosine_lr",
     "save_checkpoint",
+    "shrink_block_outputs",
     "spec_augment",
 ]
 
@@ -441,6 +444,21 @@ def ctc_step(
     if scheduler is not None:
         scheduler.step()
     return {"loss": float(loss.detach()) / max(n_tok, 1), "grad_norm": gnorm, "tokens": n_tok}
+
+
+def shrink_block_outputs(model: ChunkFormerCTC, scale: float = 0.01) -> None:
+    """Scale the last projection of every residual branch (attention output, both feed-forward
+    outputs, the convolution module's second pointwise conv) so that each block starts close to
+    the identity.
+
+    With PyTorch's default init, the blocks' near-uniform attention averages frames together:
+    on a frame-level task (the dominant band of each 80 ms frame) one block reaches 85%
+    accuracy in 120 steps, six blocks 42%; scaled by 0.01, six blocks reach 82% (docs/training.md).
+    """
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.rsplit(".", 2)[-2] in ("linear_out", "w_2", "pointwise_conv2"):
+                p.mul_(scale)  # weight and bias
 
 
 # ---------------------------------------------------------------------------- checkpoints

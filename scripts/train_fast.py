@@ -1,0 +1,324 @@
+"""Time-budgeted CTC trainer for the bundled model (the recipe that produced models/en-small).
+
+    THREADS=2 python scripts/train_fast.py --out exp/run --lang exp/lang1k --minutes 100
+
+Reads the feature store of ``scripts/train.py prepare`` (exp/feats: clean and augmented copies),
+re-tokenises its texts with ``--lang`` and trains until ``--minutes`` have passed since the run
+first started (resumes from ``OUT/last.pt``; the schedule is a function of elapsed training time,
+so a resumed run continues the same schedule).
+
+What made training leave the CTC plateau here (docs/training.md):
+- a data-dependent init of the subsampling front end (Kaiming convs, then the output projection
+  scaled so the embedded frames have unit variance): PyTorch's default init makes the 8x
+  subsampling output nearly one constant vector, so every frame looks alike;
+- a 1k BPE vocabulary (0.48 tokens per 80 ms frame instead of 0.65 with 256 pieces);
+- short utterances and full context for the first steps, then dynamic chunk/left/right context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from chunkasr.decoding import ctc_greedy_search  # noqa: E402
+from chunkasr.metrics import cer, wer  # noqa: E402
+from chunkasr.model import ChunkFormerCTC, ModelConfig  # noqa: E402
+from chunkasr.model.checkpoint import load_cmvn  # noqa: E402
+from chunkasr.tokenizer import Tokenizer  # noqa: E402
+from chunkasr.training import shrink_block_outputs  # noqa: E402
+from chunkasr.vocab import Vocabulary  # noqa: E402
+
+CHARS = " abcdefghijklmnopqrstuvwxyz'"
+CONTEXTS = ([16, 32, 64, 128], [32, 64, 128, 256], [0, 16, 32, 64, 128])
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="exp/run")
+    p.add_argument("--feats", default="exp/feats")
+    p.add_argument("--lang", default="exp/lang1k")
+    p.add_argument("--minutes", type=float, default=100.0, help="total training time (all resumes)")
+    p.add_argument("--shape", default="144,4,576,6", help="d_model,heads,ffn,blocks")
+    p.add_argument("--lr", type=float, default=1.5e-3)
+    p.add_argument("--warmup", type=int, default=300)
+    p.add_argument("--batch-frames", type=int, default=5000, help="fbank frames per batch (100/s)")
+    p.add_argument("--short-steps", type=int, default=600, help="steps on utterances <= 5 s, full context")
+    p.add_argument("--init", choices=["scaled", "default"], default="default")
+    p.add_argument("--block-init-scale", type=float, default=0.01,
+                   help="scale of each block's output projections at init (near-identity blocks)")
+    p.add_argument("--aux-char", type=float, default=0.0,
+                   help="weight of an auxiliary character CTC at 4x the frame rate (training only)")
+    p.add_argument("--subset", type=int, default=0,
+                   help="curriculum: start on this many short utterances, double when the loss < --grow-at")
+    p.add_argument("--grow-at", type=float, default=1.5)
+    p.add_argument("--flat-start", type=int, default=0,
+                   help="steps with an extra frame-level loss on a uniform token alignment")
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stop-after", type=float, default=0.0, help="leave after this many minutes of this call")
+    return p.parse_args()
+
+
+def scaled_init(model: ChunkFormerCTC, sample: torch.Tensor) -> None:
+    """Kaiming convs / Xavier linears with zero biases, then the subsampling output projection scaled
+    so that the embedded frames of ``sample`` have unit standard deviation per feature."""
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.Conv2d) and name.startswith("encoder.embed"):
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                torch.nn.init.zeros_(m.bias)
+            elif isinstance(m, torch.nn.Conv1d):
+                gain = "linear" if m.groups > 1 else "relu"
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity=gain)
+                if m.bias is not None:
+                    torch.nn.init.zeros_(m.bias)
+            elif isinstance(m, torch.nn.Linear):
+                torch.nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    torch.nn.init.zeros_(m.bias)
+        emb = model.encoder.embed
+        y = emb(model.encoder.global_cmvn(sample[None]))
+        y = y[0] if isinstance(y, tuple) else y
+        emb.out.weight.mul_(1.0 / float(y.std()))
+
+
+def load_items(feats: str, tok: Tokenizer) -> tuple[list, list]:
+    items = []
+    for meta in sorted(glob.glob(f"{feats}/train_*.json")):
+        d = json.loads(Path(meta).read_text())
+        arr = np.memmap(meta[:-5] + ".f16", dtype=np.float16, mode="r").reshape(-1, 80)
+        for o, n, text in zip(d["offsets"], d["lengths"], d["texts"], strict=True):
+            t = tok.encode(text)
+            if len(t) > 0 and len(t) * 1.15 <= (n - 7) // 8 and n <= 2400:
+                items.append((arr, o, n, t, "train_clean" in meta))
+    d = json.loads(Path(f"{feats}/dev.0.json").read_text())
+    darr = np.memmap(f"{feats}/dev.0.f16", dtype=np.float16, mode="r").reshape(-1, 80)
+    dev = [
+        (torch.from_numpy(np.array(darr[o : o + n], dtype=np.float32)), txt)
+        for o, n, txt in list(zip(d["offsets"], d["lengths"], d["texts"], strict=True))[:80]
+    ]
+    return items, dev
+
+
+def flat_targets(f: torch.Tensor, tokens: list[int], weights: list[float], frames: int) -> torch.Tensor:
+    """Frame labels for a flat start: the speech region (frames louder than the midpoint of the
+    5th and 95th percentile of frame energy) divided among the tokens in proportion to
+    ``weights`` (their spelled length: synthetic speech has a steady rate), blank (0) elsewhere.
+    Consecutive frames of one token form a valid CTC path unless a token repeats."""
+    e = f.mean(1)
+    lo, hi = torch.quantile(e, 0.05), torch.quantile(e, 0.95)
+    loud = (e > 0.5 * (lo + hi)).nonzero().flatten()
+    lab = torch.zeros(frames, dtype=torch.long)
+    if len(loud) == 0:
+        return lab
+    s, t = min(int(loud[0]) // 8, frames - 1), min(-(-int(loud[-1]) // 8), frames)
+    cum = torch.tensor([0.0, *weights]).cumsum(0)
+    edges = (s + (t - s) * cum / cum[-1]).round().long()
+    for k, tok in enumerate(tokens):
+        lab[edges[k] : max(int(edges[k + 1]), int(edges[k]) + 1)] = tok
+    return lab
+
+
+def main() -> None:
+    a = parse()
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "train.log", "a", buffering=1)  # noqa: SIM115
+
+    def say(*msg: object) -> None:
+        line = " ".join(str(m) for m in msg)
+        print(line, flush=True)
+        log.write(line + "\n")
+
+    vocab = Vocabulary.from_file(f"{a.lang}/vocab.txt")
+    tok = Tokenizer.from_dir(a.lang)
+    items, dev = load_items(a.feats, tok)
+    d, h, ffn, blocks = (int(x) for x in a.shape.split(","))
+    cfg = ModelConfig(
+        vocab_size=len(vocab), d_model=d, attention_heads=h, linear_units=ffn, num_blocks=blocks,
+        dropout_rate=0.1, positional_dropout_rate=0.1, attention_dropout_rate=0.0,
+        dynamic_chunk_sizes=(-1, *CONTEXTS[0]), dynamic_left_context_sizes=tuple(CONTEXTS[1]),
+        dynamic_right_context_sizes=tuple(CONTEXTS[2]),
+    )  # fmt: skip
+    torch.manual_seed(a.seed)
+    rng = random.Random(a.seed)
+    model = ChunkFormerCTC(cfg)
+    mean, istd = load_cmvn(f"{a.feats}/global_cmvn")
+    model.encoder.global_cmvn.mean.copy_(mean)
+    model.encoder.global_cmvn.istd.copy_(istd)
+    if a.init == "scaled":
+        scaled_init(model, dev[0][0])
+    shrink_block_outputs(model, a.block_init_scale)
+    aux = torch.nn.Linear(d, 4 * len(CHARS) + 4)  # blank + chars, 4 sub-frames per 80 ms frame
+    params = list(model.parameters()) + (list(aux.parameters()) if a.aux_char else [])
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    short = [it for it in items if it[2] <= 500]
+    random.Random(a.seed).shuffle(short)
+    subset = {"n": a.subset}
+    step, trained_s = 0, 0.0
+    if (out / "last.pt").exists():
+        ck = torch.load(out / "last.pt", weights_only=False)
+        model.load_state_dict(ck["model"])
+        if "aux" in ck:
+            aux.load_state_dict(ck["aux"])
+        opt.load_state_dict(ck["opt"])
+        step, trained_s = ck["step"], ck["trained_s"]
+        rng.setstate(ck["rng"])
+        subset["n"] = ck.get("subset", subset["n"])
+        torch.set_rng_state(ck["torch_rng"])
+        say(f"resumed at step {step}, {trained_s / 60:.1f} min trained")
+    say(f"{len(items)} items, {sum(i[2] for i in items) / 360000:.1f} h; model {a.shape}, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, vocab {len(vocab)}")  # fmt: skip
+    budget = a.minutes * 60
+
+    def lr_at() -> float:
+        warm = min(1.0, (step + 1) / a.warmup)
+        frac = trained_s / budget
+        decay = 1.0 if frac < 0.6 else 0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * (frac - 0.6) / 0.4))
+        return a.lr * warm * decay
+
+    clean_long = [it for it in items if it[4] and it[2] <= 1000]
+
+
+    def batch() -> list:
+        pool = short if step < a.short_steps else items
+        if subset["n"]:
+            pool = short[: subset["n"]] if subset["n"] < len(short) else items
+        if step < a.flat_start:
+            pool = clean_long
+        anchor = rng.choice(pool)
+        cand = [it for it in rng.sample(pool, min(300, len(pool))) if abs(it[2] - anchor[2]) < 150]
+        chosen, tot = [], 0
+        for it in [anchor, *cand]:
+            if tot + it[2] > a.batch_frames and chosen:
+                break
+            chosen.append(it)
+            tot += it[2]
+        return chosen
+
+    def spec_aug(f: torch.Tensor) -> torch.Tensor:
+        f = f.clone()
+        fill = model.encoder.global_cmvn.mean
+        for _ in range(2):
+            w = rng.randint(0, 12)
+            s = rng.randint(0, 80 - w)
+            f[:, s : s + w] = fill[s : s + w]
+        for _ in range(max(1, f.shape[0] // 400)):
+            w = rng.randint(0, 20)
+            s = rng.randint(0, max(0, f.shape[0] - w))
+            f[s : s + w] = fill
+        return f
+
+    def evaluate() -> str:
+        model.eval()
+        res = []
+        with torch.no_grad():
+            for ctx in [(-1, 0, 0), (64, 128, 128)]:
+                outs, _ = model.encoder([f for f, _ in dev], *ctx)
+                hyps = [vocab.decode([t.id for t in ctc_greedy_search(model.ctc(o))]) for o in outs]
+                nw = sum(len(r.split()) for _, r in dev)
+                nc = sum(len(r) for _, r in dev)
+                w = sum(wer(r, x) * len(r.split()) for (_, r), x in zip(dev, hyps, strict=True)) / nw
+                c = sum(cer(r, x) * len(r) for (_, r), x in zip(dev, hyps, strict=True)) / nc
+                res.append(f"{ctx}: WER {100 * w:.1f} CER {100 * c:.1f}")
+            res.append(repr(hyps[1][:80]))
+        model.train()
+        return " | ".join(res)
+
+    def save() -> None:
+        ck = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "trained_s": trained_s,
+              "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "config": cfg.to_official_dict(),
+              "lang": a.lang, "shape": a.shape, "aux": aux.state_dict(), "subset": subset["n"]}  # fmt: skip
+        torch.save(ck, out / "last.pt.tmp")
+        os.replace(out / "last.pt.tmp", out / "last.pt")
+
+    call_start = time.time()
+    last_save = time.time()
+    ema = None
+    model.train()
+    while trained_s < budget:
+        if a.stop_after and time.time() - call_start > a.stop_after * 60:
+            break
+        t0 = time.time()
+        b = batch()
+        feats = [torch.from_numpy(np.array(arr[o : o + n], dtype=np.float32)) for arr, o, n, *_ in b]
+        if step >= a.short_steps:
+            feats = [spec_aug(f) for f in feats]
+        targets = [it[3] for it in b]
+        if step < a.short_steps or rng.random() < 0.4:
+            ctx = (-1, 0, 0)
+        else:
+            ctx = tuple(rng.choice(c) for c in CONTEXTS)
+        for g in opt.param_groups:
+            g["lr"] = lr_at()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outs, _ = model.encoder(feats, *ctx)
+            lens = [o.shape[0] for o in outs]
+            lp = model.ctc(torch.nn.utils.rnn.pad_sequence(outs))
+        ntok = sum(len(t) for t in targets)
+        loss = torch.nn.functional.ctc_loss(
+            lp.float(), torch.tensor([x for t in targets for x in t]), torch.tensor(lens),
+            torch.tensor([len(t) for t in targets]), zero_infinity=True, reduction="sum",
+        ) / ntok  # fmt: skip
+        bpe_loss = float(loss)
+        logs = ""
+        if a.aux_char:
+            h = torch.nn.utils.rnn.pad_sequence([o.float() for o in outs])  # (T, B, D)
+            T, B = h.shape[:2]
+            z = aux(h).view(T, B, 4, -1).permute(0, 2, 1, 3).reshape(4 * T, B, -1).log_softmax(-1)
+            spelled = [" ".join(tok.decode(t).split()) for t in targets]
+            ctext = [[CHARS.index(c) + 1 for c in text if c in CHARS] for text in spelled]
+            closs = torch.nn.functional.ctc_loss(
+                z, torch.tensor([x for t in ctext for x in t]), torch.tensor([4 * n for n in lens]),
+                torch.tensor([len(t) for t in ctext]), zero_infinity=True, reduction="sum",
+            ) / max(1, sum(len(t) for t in ctext))  # fmt: skip
+            loss = loss + a.aux_char * closs
+            logs += f" char {float(closs):.3f}"
+        if step < a.flat_start:
+            labels = [
+                flat_targets(f, t, [len(vocab.piece(x)) for x in t], n)
+                for f, t, n in zip(feats, targets, lens, strict=True)
+            ]
+            lab = torch.nn.utils.rnn.pad_sequence(labels, padding_value=-100)
+            ce = torch.nn.functional.cross_entropy(lp.float().flatten(0, 1), lab.flatten(), ignore_index=-100)
+            loss = loss + (1.0 - step / a.flat_start) * ce
+            acc = float((lp.argmax(-1) == lab).float().sum() / (lab >= 0).sum())
+            logs += f" ce {float(ce):.3f} acc {acc:.2f}"
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0))
+        if math.isfinite(gn):
+            opt.step()
+        step += 1
+        trained_s += time.time() - t0
+        ema = bpe_loss if ema is None else 0.95 * ema + 0.05 * bpe_loss
+        if subset["n"] and subset["n"] < len(short) and ema < a.grow_at:
+            subset["n"] *= 2
+            ema = 3.0
+            say(f"step {step}: curriculum subset -> {subset['n']} utterances")
+        if step % 25 == 0:
+            say(f"{time.strftime('%H:%M:%S')} step {step} loss {ema:.3f} gn {gn:.2f} lr {lr_at():.2e} "
+                f"ctx {ctx} {sum(it[2] for it in b) / 100:.0f}s {trained_s / 60:.1f} min{logs}")  # fmt: skip
+        if step % a.eval_every == 0:
+            say("EVAL", step, evaluate())
+        if time.time() - last_save > 240:
+            save()
+            last_save = time.time()
+    save()
+    say("EVAL final", step, evaluate())
+
+
+if __name__ == "__main__":
+    main()
