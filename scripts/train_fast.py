@@ -1,18 +1,24 @@
-"""Time-budgeted CTC trainer for the bundled model (the recipe that produced models/en-small).
+"""Time-budgeted CTC trainer for the bundled model (experimental: no run has reached usable
+accuracy yet; docs/training.md has every measured run).
 
-    THREADS=2 python scripts/train_fast.py --out exp/run --lang exp/lang1k --minutes 100
+    THREADS=1 python scripts/train_fast.py --out exp/run --lang data/lang1k --minutes 100 \
+        [--subset 48] [--aux-char 0.5] [--flat-start 800]
 
 Reads the feature store of ``scripts/train.py prepare`` (exp/feats: clean and augmented copies),
-re-tokenises its texts with ``--lang`` and trains until ``--minutes`` have passed since the run
-first started (resumes from ``OUT/last.pt``; the schedule is a function of elapsed training time,
-so a resumed run continues the same schedule).
+re-tokenises its texts with ``--lang`` (``scripts/make_tokenizer.py``, 1k BPE) and trains until
+``--minutes`` of step time have passed since the run first started. It resumes from
+``OUT/last.pt`` (saved every 4 minutes); the learning-rate schedule (warm-up, flat, cosine over
+the last 40%) is a function of the training time spent, so a resumed run continues it.
 
-What made training leave the CTC plateau here (docs/training.md):
-- a data-dependent init of the subsampling front end (Kaiming convs, then the output projection
-  scaled so the embedded frames have unit variance): PyTorch's default init makes the 8x
-  subsampling output nearly one constant vector, so every frame looks alike;
-- a 1k BPE vocabulary (0.48 tokens per 80 ms frame instead of 0.65 with 256 pieces);
-- short utterances and full context for the first steps, then dynamic chunk/left/right context.
+Options, each measured in docs/training.md:
+- ``--block-init-scale`` (default 0.01): near-identity blocks at init
+  (:func:`chunkasr.training.shrink_block_outputs`);
+- ``--subset N``: curriculum that starts on N short utterances and doubles them each time the
+  smoothed loss falls below ``--grow-at``;
+- ``--aux-char W``: an auxiliary character CTC head at 4x the frame rate (training only, not
+  exported);
+- ``--flat-start N``: for N steps, an extra frame-level loss on a character-proportional
+  alignment of the tokens over the speech region.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="exp/run")
     p.add_argument("--feats", default="exp/feats")
-    p.add_argument("--lang", default="exp/lang1k")
+    p.add_argument("--lang", default="data/lang1k")
     p.add_argument("--minutes", type=float, default=100.0, help="total training time (all resumes)")
     p.add_argument("--shape", default="144,4,576,6", help="d_model,heads,ffn,blocks")
     p.add_argument("--lr", type=float, default=1.5e-3)
