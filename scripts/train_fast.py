@@ -42,7 +42,7 @@ from chunkasr.metrics import cer, wer  # noqa: E402
 from chunkasr.model import ChunkFormerCTC, ModelConfig  # noqa: E402
 from chunkasr.model.checkpoint import load_cmvn  # noqa: E402
 from chunkasr.tokenizer import Tokenizer  # noqa: E402
-from chunkasr.training import shrink_block_outputs  # noqa: E402
+from chunkasr.training import shrink_block_outputs, spec_augment  # noqa: E402
 from chunkasr.vocab import Vocabulary  # noqa: E402
 
 CHARS = " abcdefghijklmnopqrstuvwxyz'"
@@ -60,7 +60,6 @@ def parse() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--batch-frames", type=int, default=5000, help="fbank frames per batch (100/s)")
     p.add_argument("--short-steps", type=int, default=600, help="steps on utterances <= 5 s, full context")
-    p.add_argument("--init", choices=["scaled", "default"], default="default")
     p.add_argument("--block-init-scale", type=float, default=0.01,
                    help="scale of each block's output projections at init (near-identity blocks)")
     p.add_argument("--aux-char", type=float, default=0.0,
@@ -74,29 +73,6 @@ def parse() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stop-after", type=float, default=0.0, help="leave after this many minutes of this call")
     return p.parse_args()
-
-
-def scaled_init(model: ChunkFormerCTC, sample: torch.Tensor) -> None:
-    """Kaiming convs / Xavier linears with zero biases, then the subsampling output projection scaled
-    so that the embedded frames of ``sample`` have unit standard deviation per feature."""
-    with torch.no_grad():
-        for name, m in model.named_modules():
-            if isinstance(m, torch.nn.Conv2d) and name.startswith("encoder.embed"):
-                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                torch.nn.init.zeros_(m.bias)
-            elif isinstance(m, torch.nn.Conv1d):
-                gain = "linear" if m.groups > 1 else "relu"
-                torch.nn.init.kaiming_normal_(m.weight, nonlinearity=gain)
-                if m.bias is not None:
-                    torch.nn.init.zeros_(m.bias)
-            elif isinstance(m, torch.nn.Linear):
-                torch.nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    torch.nn.init.zeros_(m.bias)
-        emb = model.encoder.embed
-        y = emb(model.encoder.global_cmvn(sample[None]))
-        y = y[0] if isinstance(y, tuple) else y
-        emb.out.weight.mul_(1.0 / float(y.std()))
 
 
 def load_items(feats: str, tok: Tokenizer) -> tuple[list, list]:
@@ -164,8 +140,6 @@ def main() -> None:
     mean, istd = load_cmvn(f"{a.feats}/global_cmvn")
     model.encoder.global_cmvn.mean.copy_(mean)
     model.encoder.global_cmvn.istd.copy_(istd)
-    if a.init == "scaled":
-        scaled_init(model, dev[0][0])
     shrink_block_outputs(model, a.block_init_scale)
     aux = torch.nn.Linear(d, 4 * len(CHARS) + 4)  # blank + chars, 4 sub-frames per 80 ms frame
     params = list(model.parameters()) + (list(aux.parameters()) if a.aux_char else [])
@@ -214,19 +188,6 @@ def main() -> None:
             tot += it[2]
         return chosen
 
-    def spec_aug(f: torch.Tensor) -> torch.Tensor:
-        f = f.clone()
-        fill = model.encoder.global_cmvn.mean
-        for _ in range(2):
-            w = rng.randint(0, 12)
-            s = rng.randint(0, 80 - w)
-            f[:, s : s + w] = fill[s : s + w]
-        for _ in range(max(1, f.shape[0] // 400)):
-            w = rng.randint(0, 20)
-            s = rng.randint(0, max(0, f.shape[0] - w))
-            f[s : s + w] = fill
-        return f
-
     def evaluate() -> str:
         model.eval()
         res = []
@@ -261,7 +222,8 @@ def main() -> None:
         b = batch()
         feats = [torch.from_numpy(np.array(arr[o : o + n], dtype=np.float32)) for arr, o, n, *_ in b]
         if step >= a.short_steps:
-            feats = [spec_aug(f) for f in feats]
+            fill = model.encoder.global_cmvn.mean
+            feats = [spec_augment(f, fill, rng, time_ratio=0.01, max_time=20) for f in feats]
         targets = [it[3] for it in b]
         if step < a.short_steps or rng.random() < 0.4:
             ctx = (-1, 0, 0)
@@ -278,7 +240,7 @@ def main() -> None:
             lp.float(), torch.tensor([x for t in targets for x in t]), torch.tensor(lens),
             torch.tensor([len(t) for t in targets]), zero_infinity=True, reduction="sum",
         ) / ntok  # fmt: skip
-        bpe_loss = float(loss)
+        bpe_loss = float(loss.detach())
         logs = ""
         if a.aux_char:
             h = torch.nn.utils.rnn.pad_sequence([o.float() for o in outs])  # (T, B, D)
