@@ -57,6 +57,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=100.0, help="total training time (all resumes)")
     p.add_argument("--shape", default="144,4,576,6", help="d_model,heads,ffn,blocks")
     p.add_argument("--lr", type=float, default=1.5e-3)
+    p.add_argument("--decay-start", type=float, default=0.0,
+                   help="trained minutes at which the cosine decay starts (default 0.6 x --minutes)")
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--batch-frames", type=int, default=5000, help="fbank frames per batch (100/s)")
     p.add_argument("--short-steps", type=int, default=600, help="steps on utterances <= 5 s, full context")
@@ -165,8 +167,9 @@ def main() -> None:
 
     def lr_at() -> float:
         warm = min(1.0, (step + 1) / a.warmup)
-        frac = trained_s / budget
-        decay = 1.0 if frac < 0.6 else 0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * (frac - 0.6) / 0.4))
+        start = a.decay_start * 60 if a.decay_start else 0.6 * budget
+        frac = min(1.0, max(0.0, (trained_s - start) / max(budget - start, 1.0)))
+        decay = 0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * frac))
         return a.lr * warm * decay
 
     clean_long = [it for it in items if it[4] and it[2] <= 1000]

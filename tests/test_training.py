@@ -175,3 +175,23 @@ def test_shrink_block_outputs_makes_blocks_near_identity():
     shrink_block_outputs(model, 0.01)
     after = block_change(model)
     assert after < 0.1 < before
+
+
+def test_subsampling_under_cpu_autocast_matches_reference_layout_and_trains_depthwise():
+    """The channels-last front end (float32 depthwise convs under CPU autocast) computes the
+    official ``embed.conv`` stack, and its gradients reach every conv weight."""
+    torch.manual_seed(0)
+    embed = ChunkFormerCTC(CFG).encoder.embed
+    x = torch.randn(2, 63, 80)
+    with torch.no_grad():
+        ref = embed.conv(x.unsqueeze(1))  # (B, D, T', F') official NCHW layout
+        b, d, t, f = ref.shape
+        ref = embed.out(ref.transpose(1, 2).reshape(b, t, d * f)) * embed.xscale
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = embed(x)
+    assert out.shape == ref.shape
+    assert torch.allclose(out.float(), ref, atol=0.05 * float(ref.abs().max())), (out.float() - ref).abs().max()
+    out.float().square().mean().backward()
+    for i in (0, 2, 3, 5, 6):
+        g = embed.conv[i].weight.grad
+        assert g is not None and float(g.abs().sum()) > 0, i
