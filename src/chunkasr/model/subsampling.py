@@ -53,28 +53,40 @@ class DepthwiseSubsampling(nn.Module):
         pointwise convs are matrix products, and the depthwise convs run on a channels-last view
         (about 4x faster on CPU than NCHW ``nn.Conv2d``, which copies to and from its layout).
         """
-        B, T, F = x.shape
         c0, dw1, pw1, dw2, pw2 = (cast(nn.Conv2d, self.conv[i]) for i in (0, 2, 3, 5, 6))
         patches = x.unfold(1, 3, 2).unfold(2, 3, 2).flatten(3)  # (B, T1, F1, 9)
-        y = nn.functional.linear(patches, c0.weight.flatten(1), c0.bias).relu_()  # (B, T1, F1, D)
+        # In-place ReLU saves a pass at inference; with autograd it would turn the backward of
+        # the linear's reshaped output into a full copy (CopySlices), so training uses relu().
+        inplace = not (torch.is_grad_enabled() and (x.requires_grad or c0.weight.requires_grad))
+        # Under CPU autocast (training) the first conv and the depthwise convs run in float32:
+        # bf16 depthwise kernels, and above all their backward, are ~4x slower than float32 on
+        # CPU, and keeping the largest activation (B, T1, F1, D) in float32 avoids casting it.
+        fp32 = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+        if fp32:
+            with torch.autocast("cpu", enabled=False):
+                y = nn.functional.linear(patches.float(), c0.weight.flatten(1).float(), _f32(c0.bias))
+        else:
+            y = nn.functional.linear(patches, c0.weight.flatten(1), c0.bias)
+        y = nn.functional.relu(y, inplace)  # (B, T1, F1, D)
         for dw, pw in ((dw1, pw1), (dw2, pw2)):
-            z = _depthwise(y, dw)
-            y = nn.functional.linear(z.permute(0, 2, 3, 1), pw.weight.flatten(1), pw.bias).relu_()
+            z = _depthwise(y, dw, fp32)
+            z = nn.functional.linear(z.permute(0, 2, 3, 1), pw.weight.flatten(1), pw.bias)
+            y = nn.functional.relu(z, inplace)
         b, t, f, d = y.shape  # (B, T', F', D)
         y = self.out(y.transpose(2, 3).reshape(b, t, d * f))  # official flattening order: (D, F')
         return y * self.xscale
 
 
-def _depthwise(y: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """3x3 stride-2 depthwise conv of a channels-last (B, T, F, D) tensor -> (B, D, T', F').
-
-    Under CPU autocast (training) it runs in float32: the bf16 depthwise kernels, and above all
-    their backward pass, are about 4x slower than float32 on CPU (0.55 s vs 0.13 s of a 48 s
-    training batch at d_model 144), so this one op is cheaper without autocast.
-    """
+def _depthwise(y: torch.Tensor, conv: nn.Conv2d, fp32: bool) -> torch.Tensor:
+    """3x3 stride-2 depthwise conv of a channels-last (B, T, F, D) tensor -> (B, D, T', F')."""
     x = y.permute(0, 3, 1, 2)
-    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-        with torch.autocast("cpu", enabled=False):
-            bias = conv.bias.float() if conv.bias is not None else None
-            return nn.functional.conv2d(x.float(), conv.weight.float(), bias, stride=2, groups=conv.groups)
+    if fp32:
+        with torch.autocast(x.device.type, enabled=False):
+            return nn.functional.conv2d(
+                x.float(), conv.weight.float(), _f32(conv.bias), stride=2, groups=conv.groups
+            )
     return nn.functional.conv2d(x, conv.weight, conv.bias, stride=2, groups=conv.groups)
+
+
+def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.float()
