@@ -190,7 +190,8 @@ def test_subsampling_under_cpu_autocast_matches_reference_layout_and_trains_dept
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = embed(x)
     assert out.shape == ref.shape
-    assert torch.allclose(out.float(), ref, atol=0.05 * float(ref.abs().max())), (out.float() - ref).abs().max()
+    err = float((out.float() - ref).abs().max())
+    assert err <= 0.05 * float(ref.abs().max()), err
     out.float().square().mean().backward()
     for i in (0, 2, 3, 5, 6):
         g = embed.conv[i].weight.grad

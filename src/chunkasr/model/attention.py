@@ -17,6 +17,7 @@ __all__ = ["ChunkSelfAttention", "relative_positions"]
 
 
 @lru_cache(maxsize=32)
+@torch.inference_mode(False)  # cached: a tensor made in inference mode would break autograd later
 def _relative_positions_cpu(chunk: int, left: int, right: int, d_model: int) -> torch.Tensor:
     # Offsets C+L-1 ... -(C+R-1); float32 products like the official table, so values match.
     offsets = torch.arange(chunk + left - 1, -(chunk + right), -1, dtype=torch.float32)
@@ -84,9 +85,18 @@ class ChunkSelfAttention(nn.Module):
             # materialises the probabilities (about 1.5x faster on CPU, same result). The scale
             # goes on the small query tensor, and fully valid windows (most of a long file)
             # skip the masking pass.
-            bias = _shift(torch.matmul(q_v * (1.0 / math.sqrt(dk)), p.transpose(-2, -1)), W)
+            # The position term is one (H, N*C, dk) x (H, dk, P) product: broadcasting p over
+            # the N chunks (torch.matmul) would copy it N times.
+            qv = ((q + self.pos_bias_v) * (1.0 / math.sqrt(dk))).permute(2, 0, 1, 3).reshape(H, N * C, dk)
+            pos = torch.bmm(qv, p.transpose(1, 2)).view(H, N, C, -1).transpose(0, 1)
+            bias = _shift(pos, W)  # (N, H, C, W), a view of pos
             if not bool(key_mask.all()):
-                bias = bias.masked_fill(blocked, float("-inf"))
+                # Only the chunks near a file's start or end have keys to block.
+                bad = (~key_mask).any(1).nonzero().squeeze(1)
+                if len(bad) == N:
+                    bias = bias.masked_fill(blocked, float("-inf"))
+                else:
+                    bias[bad] = bias[bad].masked_fill(blocked[bad], float("-inf"))
             out = nn.functional.scaled_dot_product_attention(q_u, k, v, attn_mask=bias)
         else:
             position = _shift(torch.matmul(q_v, p.transpose(-2, -1)), W)  # (N, H, C, W)
@@ -100,8 +110,7 @@ class ChunkSelfAttention(nn.Module):
 def _shift(x: torch.Tensor, width: int) -> torch.Tensor:
     """(N, H, C, P) scores per offset -> (N, H, C, W) scores per key: out[i, j] = x[i, C-1-i+j]."""
     N, H, C, P = x.shape
-    x = x.contiguous()
-    s = x.stride()
+    s = x.stride()  # any layout: element [n, h, i, j] sits at n*s0 + h*s1 + i*s2 + (C-1-i+j)*s3
     return x.as_strided(
         (N, H, C, width), (s[0], s[1], s[2] - s[3], s[3]), x.storage_offset() + (C - 1) * s[3]
     )

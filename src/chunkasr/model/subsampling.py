@@ -13,6 +13,8 @@ from typing import cast
 import torch
 from torch import nn
 
+from .fused import linear_act
+
 __all__ = ["DepthwiseSubsampling", "subsampled_length", "RECEPTIVE_FIELD", "FACTOR"]
 
 FACTOR = 8  # fbank frames (10 ms) per encoder frame (80 ms)
@@ -62,16 +64,15 @@ class DepthwiseSubsampling(nn.Module):
         # bf16 depthwise kernels, and above all their backward, are ~4x slower than float32 on
         # CPU, and keeping the largest activation (B, T1, F1, D) in float32 avoids casting it.
         fp32 = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+        w0 = c0.weight.flatten(1)
         if fp32:
             with torch.autocast("cpu", enabled=False):
-                y = nn.functional.linear(patches.float(), c0.weight.flatten(1).float(), _f32(c0.bias))
+                y = _linear_relu(patches.float(), w0.float(), _f32(c0.bias), inplace)
         else:
-            y = nn.functional.linear(patches, c0.weight.flatten(1), c0.bias)
-        y = nn.functional.relu(y, inplace)  # (B, T1, F1, D)
+            y = _linear_relu(patches, w0, c0.bias, inplace)  # (B, T1, F1, D)
         for dw, pw in ((dw1, pw1), (dw2, pw2)):
             z = _depthwise(y, dw, fp32)
-            z = nn.functional.linear(z.permute(0, 2, 3, 1), pw.weight.flatten(1), pw.bias)
-            y = nn.functional.relu(z, inplace)
+            y = _linear_relu(z.permute(0, 2, 3, 1), pw.weight.flatten(1), pw.bias, inplace)
         b, t, f, d = y.shape  # (B, T', F', D)
         y = self.out(y.transpose(2, 3).reshape(b, t, d * f))  # official flattening order: (D, F')
         return y * self.xscale
@@ -90,3 +91,9 @@ def _depthwise(y: torch.Tensor, conv: nn.Conv2d, fp32: bool) -> torch.Tensor:
 
 def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.float()
+
+
+def _linear_relu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, inplace: bool) -> torch.Tensor:
+    """relu(x @ w.T + b): fused at CPU inference (see fused.py), else linear then ReLU."""
+    y = linear_act(x, w, b, "relu")
+    return y if y is not None else nn.functional.relu(nn.functional.linear(x, w, b), inplace)
