@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 import chunkasr
 from chunkasr import ChunkConfig
@@ -57,3 +60,32 @@ def test_bad_options() -> None:
         chunkasr.load_model(None, device="tpu")
     with pytest.raises(ValueError):
         ChunkConfig(0, 1, 1)
+
+
+@pytest.mark.parametrize("fast,expected", [("1", torch.bfloat16), ("0", torch.float32)])
+def test_auto_dtype_on_cpu_follows_native_bf16(monkeypatch, fast, expected) -> None:
+    from chunkasr.api import cpu_has_fast_bf16, resolve_dtype
+
+    monkeypatch.setenv("CHUNKASR_CPU_BF16", fast)
+    cpu_has_fast_bf16.cache_clear()
+    try:
+        cpu = torch.device("cpu")
+        assert resolve_dtype(None, cpu) == expected
+        assert resolve_dtype("auto", cpu) == expected
+        assert resolve_dtype("fp32", cpu) == torch.float32  # explicit choice always wins
+        assert resolve_dtype("bf16", cpu) == torch.bfloat16
+    finally:
+        cpu_has_fast_bf16.cache_clear()
+
+
+def test_cpu_bf16_detection_reads_cpu_flags(monkeypatch) -> None:
+    from chunkasr.api import cpu_has_fast_bf16
+
+    monkeypatch.delenv("CHUNKASR_CPU_BF16", raising=False)
+    cpu_has_fast_bf16.cache_clear()
+    try:
+        cpuinfo = Path("/proc/cpuinfo")
+        flags = cpuinfo.read_text() if cpuinfo.exists() else ""
+        assert cpu_has_fast_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
+    finally:
+        cpu_has_fast_bf16.cache_clear()

@@ -7,6 +7,7 @@ callback.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -44,12 +45,38 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU multiplies bf16 natively (AMX or AVX512-BF16, read from /proc/cpuinfo).
+
+    Elsewhere bf16 is emulated and slower than fp32. ``CHUNKASR_CPU_BF16=0/1`` overrides.
+    """
+    forced = os.environ.get("CHUNKASR_CPU_BF16")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """None picks bf16 on CUDA and fp32 on CPU."""
+    """None/"auto": bf16 on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32.
+
+    On such CPUs bf16 runs the encoder 2-3x faster and agrees with fp32 on 99.4% of tokens of a
+    trained model (docs/benchmarks.md); ``fp32`` stays available as the reference-exact path.
+    """
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype is None or dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda" or cpu_has_fast_bf16():
+            return torch.bfloat16
+        return torch.float32
     if dtype not in _DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r} (use fp32, bf16 or fp16)")
     if dtype == "fp16" and device.type == "cpu":

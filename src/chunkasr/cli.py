@@ -50,7 +50,7 @@ def main() -> None:
     type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
     default="auto",
     show_default=True,
-    help="Compute precision (auto: bf16 on CUDA, fp32 on CPU).",
+    help="Compute precision (auto: bf16 on CUDA and on CPUs with native bf16, else fp32).",
 )
 @click.option(
     "--chunk-size",
