@@ -8,7 +8,8 @@ Reads the feature store of ``scripts/train.py prepare`` (exp/feats: clean and au
 re-tokenises its texts with ``--lang`` (``scripts/make_tokenizer.py``, 1k BPE) and trains until
 ``--minutes`` of step time have passed since the run first started. It resumes from
 ``OUT/last.pt`` (saved every 4 minutes); the learning-rate schedule (warm-up, flat, cosine over
-the last 40%) is a function of the training time spent, so a resumed run continues it.
+the last 40%, or from ``--decay-start`` minutes) is a function of the training time spent, so a
+resumed run continues it.
 
 Options, each measured in docs/training.md:
 - ``--block-init-scale`` (default 0.01): near-identity blocks at init
