@@ -17,7 +17,6 @@ from torch import nn
 from .attention import ChunkSelfAttention, relative_positions
 from .config import ModelConfig
 from .convolution import ChunkConvolution
-from .fused import linear_act
 from .subsampling import FACTOR, RECEPTIVE_FIELD, DepthwiseSubsampling, subsampled_length
 
 __all__ = ["ChunkFormerEncoder", "EncoderLayer", "ChunkPlan", "plan_chunks", "windows"]
@@ -34,13 +33,7 @@ class FeedForward(nn.Module):
         self.w_2 = nn.Linear(hidden, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = None
-        if isinstance(self.activation, (nn.SiLU, nn.ReLU)):
-            name = "swish" if isinstance(self.activation, nn.SiLU) else "relu"
-            h = linear_act(x, self.w_1.weight, self.w_1.bias, name)  # CPU inference only
-        if h is None:
-            h = self.activation(self.w_1(x))
-        return self.w_2(self.dropout(h))
+        return self.w_2(self.dropout(self.activation(self.w_1(x))))
 
 
 class GlobalCMVN(nn.Module):

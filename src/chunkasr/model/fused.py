@@ -1,10 +1,10 @@
 """Fused CPU inference kernel: linear + bias + activation in one oneDNN call.
 
-At inference on CPU the frame-wise linears followed by an activation (the feed-forward's first
-layer, the front end's first convolution) are memory-bound around the activation: a separate
-SiLU/ReLU pass over a (frames, 2048) tensor costs as much as a third of the matrix product.
-oneDNN applies the activation while the output tile is still in cache. Training, autocast and
-other devices keep the plain ``F.linear`` path.
+Used by the front end, whose first convolution is a 9-wide matrix product with a 512-wide
+output: memory-bound, so writing the output once with the ReLU applied in cache is ~1.7x faster
+than ``F.linear`` then ``relu_``. (For the feed-forward's compute-bound 512 x 2048 products it
+measured no faster end to end, and it compiles a new kernel per shape more slowly, so they keep
+``F.linear``.) Training, autocast and other devices keep the plain path.
 """
 
 from __future__ import annotations
