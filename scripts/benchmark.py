@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from chunkasr import load_model  # noqa: E402
 from chunkasr.model import ChunkConfig, ChunkFormerCTC, ModelConfig  # noqa: E402
 from chunkasr.model.checkpoint import save_model_dir  # noqa: E402
+from chunkasr.runtime import tune_allocator  # noqa: E402
 
 SR = 16000
 
@@ -210,7 +211,11 @@ def main() -> None:
     ap.add_argument("--batch-duration", type=float, default=None)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--repeat", type=int, default=0, help="warm calls after the first (median)")
+    ap.add_argument("--tune-allocator", action="store_true",
+                    help="apply chunkasr.runtime.tune_allocator (as the CLI does) to this process: both runs")
     args = ap.parse_args()
+    if args.tune_allocator:
+        tune_allocator()
 
     cpu = args.cpu or args.cpu_small or not torch.cuda.is_available()
     device = torch.device("cpu" if cpu else "cuda")
@@ -229,7 +234,8 @@ def main() -> None:
         "gpu": torch.cuda.get_device_name() if not cpu else None,
         "torch": torch.__version__,
     }
-    print(json.dumps({"machine": machine, "model": f"{size[1]}x{size[0]} vocab {size[3]}"}), flush=True)
+    print(json.dumps({"machine": machine, "model": f"{size[1]}x{size[0]} vocab {size[3]}",
+                      "tune_allocator": args.tune_allocator}), flush=True)
     for name, seconds in cases(args):
         files = [make_wav(work / f"{name}_{i}.wav", s, i) for i, s in enumerate(seconds)]
         audio = float(sum(seconds))

@@ -89,3 +89,15 @@ def test_cpu_bf16_detection_reads_cpu_flags(monkeypatch) -> None:
         assert cpu_has_fast_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
     finally:
         cpu_has_fast_bf16.cache_clear()
+
+
+def test_tune_allocator_can_be_turned_off(monkeypatch) -> None:
+    from chunkasr.runtime import tune_allocator
+
+    monkeypatch.setenv("CHUNKASR_MALLOC", "system")
+    assert tune_allocator() is False
+    monkeypatch.delenv("CHUNKASR_MALLOC")
+    import platform
+
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert tune_allocator() is expected

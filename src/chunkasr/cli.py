@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .errors import ChunkAsrError
+from .runtime import tune_allocator
 
 if TYPE_CHECKING:
     from .decoding import DecodeOptions
@@ -32,6 +33,7 @@ def _fail(message: str) -> None:
 @click.version_option(__version__, prog_name="chunkasr")
 def main() -> None:
     """Long-form speech transcription with ChunkFormer models."""
+    tune_allocator()
 
 
 @main.command()
