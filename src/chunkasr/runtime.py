@@ -6,8 +6,9 @@ the same activation sizes step after step pays a page fault per 4 KiB each time 
 the CPU benchmark: ~270,000 minor faults and ~0.6 s of system time per 5 minutes of audio).
 Keeping freed memory in the process removes that (bf16 5 min: 2.96 -> 2.32 s warm). Freed
 blocks are kept rather than returned, so peak RSS can grow somewhat (CPU benchmark: 3.27 vs
-3.26 GiB bf16, 3.70 vs 3.31 GiB fp32, docs/benchmarks.md). Library users who want it call :func:`tune_allocator` themselves: a library
-should not change its host process's allocator on import.
+3.26 GiB bf16, 3.70 vs 3.31 GiB fp32, docs/benchmarks.md). Library users who want it call
+:func:`tune_allocator` themselves: a library should not change its host process's allocator on
+import.
 """
 
 from __future__ import annotations
