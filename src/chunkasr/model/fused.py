@@ -16,7 +16,7 @@ import torch
 
 __all__ = ["linear_act"]
 
-_ATTRS = {"swish": "swish", "relu": "relu"}
+_ACTIVATIONS = ("swish", "relu")  # oneDNN post-op names
 
 
 @functools.cache
@@ -36,7 +36,7 @@ def linear_act(
     op = _op()
     if (
         op is None
-        or activation not in _ATTRS
+        or activation not in _ACTIVATIONS
         or x.device.type != "cpu"
         or x.dtype not in (torch.float32, torch.bfloat16)
         or weight.dtype != x.dtype
@@ -46,4 +46,4 @@ def linear_act(
     ):
         return None
     rows = x.reshape(-1, x.shape[-1])
-    return op(rows, weight, bias, _ATTRS[activation], [], "").view(*x.shape[:-1], weight.shape[0])
+    return op(rows, weight, bias, activation, [], "").view(*x.shape[:-1], weight.shape[0])
