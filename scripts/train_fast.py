@@ -38,9 +38,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from chunkasr.api import cpu_has_fast_bf16  # noqa: E402
 from chunkasr.decoding import ctc_greedy_search  # noqa: E402
 from chunkasr.metrics import cer, wer  # noqa: E402
-from chunkasr.model import ChunkFormerCTC, ModelConfig  # noqa: E402
+from chunkasr.model import ChunkFormerCTC, ModelConfig, load_model_dir  # noqa: E402
 from chunkasr.model.checkpoint import load_cmvn  # noqa: E402
 from chunkasr.tokenizer import Tokenizer  # noqa: E402
 from chunkasr.training import shrink_block_outputs, spec_augment  # noqa: E402
@@ -75,6 +76,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stop-after", type=float, default=0.0, help="leave after this many minutes of this call")
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                   help="bf16 autocast: auto = on CPUs with native bf16 (AMX/AVX512-BF16) only; "
+                   "elsewhere it is emulated and ~10x slower than float32")  # fmt: skip
+    p.add_argument("--init", metavar="MODEL_DIR",
+                   help="start from the weights of an official-layout model (e.g. models/en-small) "
+                   "instead of a fresh init; its vocab.txt must equal --lang's")  # fmt: skip
     return p.parse_args()
 
 
@@ -118,11 +125,23 @@ def flat_targets(f: torch.Tensor, tokens: list[int], weights: list[float], frame
 def main() -> None:
     a = parse()
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    # Data parallel over processes (torchrun --nproc_per_node N, THREADS=1): each rank draws its
+    # own batches, gradients are averaged, rank 0 logs, evaluates and saves. On the 2-core
+    # machine two 1-thread ranks see more audio per second than one 2-thread process, because
+    # much of a step (Python, small ops, CTC) runs on one core (docs/training.md).
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        torch.distributed.init_process_group("gloo")
+        if a.subset:
+            raise SystemExit("--subset is not supported with several processes")
+    use_bf16 = a.bf16 == "on" or (a.bf16 == "auto" and cpu_has_fast_bf16())
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "train.log", "a", buffering=1)  # noqa: SIM115
+    log = open(out / "train.log", "a", buffering=1) if rank == 0 else None  # noqa: SIM115
 
     def say(*msg: object) -> None:
+        if log is None:
+            return
         line = " ".join(str(m) for m in msg)
         print(line, flush=True)
         log.write(line + "\n")
@@ -143,7 +162,17 @@ def main() -> None:
     mean, istd = load_cmvn(f"{a.feats}/global_cmvn")
     model.encoder.global_cmvn.mean.copy_(mean)
     model.encoder.global_cmvn.istd.copy_(istd)
-    shrink_block_outputs(model, a.block_init_scale)
+    if a.init:
+        # Continue training a shipped model: the weights (and their CMVN) come from its directory,
+        # so a new session picks up where the last one stopped instead of starting from scratch.
+        if Path(a.init, "vocab.txt").read_text() != Path(a.lang, "vocab.txt").read_text():
+            raise SystemExit(f"{a.init}/vocab.txt differs from {a.lang}/vocab.txt")
+        start, start_cfg, _ = load_model_dir(a.init)
+        if start_cfg.to_official_dict()["encoder_conf"] != cfg.to_official_dict()["encoder_conf"]:
+            raise SystemExit(f"{a.init}: encoder shape differs from --shape {a.shape}")
+        model.load_state_dict(start.state_dict())
+    else:
+        shrink_block_outputs(model, a.block_init_scale)
     aux = torch.nn.Linear(d, 4 * len(CHARS) + 4)  # blank + chars, 4 sub-frames per 80 ms frame
     params = list(model.parameters()) + (list(aux.parameters()) if a.aux_char else [])
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -162,6 +191,10 @@ def main() -> None:
         subset["n"] = ck.get("subset", subset["n"])
         torch.set_rng_state(ck["torch_rng"])
         say(f"resumed at step {step}, {trained_s / 60:.1f} min trained")
+    if rank > 0:  # the same weights, other batches, masks and dropout
+        rng = random.Random(a.seed * 7919 + rank * 100003 + step)
+        torch.manual_seed(a.seed * 7919 + rank * 100003 + step)
+    say(f"bf16 autocast: {use_bf16}; {world} process(es) x {torch.get_num_threads()} thread(s)")
     say(f"{len(items)} items, {sum(i[2] for i in items) / 360000:.1f} h; model {a.shape}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, vocab {len(vocab)}")  # fmt: skip
     budget = a.minutes * 60
@@ -208,7 +241,24 @@ def main() -> None:
         model.train()
         return " | ".join(res)
 
+    def sync_grads() -> None:
+        """Average the gradients of all ranks (one all-reduce of the flattened vector)."""
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat)
+        flat /= world
+        off = 0
+        for p, g in zip(params, grads, strict=True):
+            g.copy_(flat[off : off + g.numel()].view_as(g))
+            p.grad = g
+            off += g.numel()
+
     def save() -> None:
+        if world > 1:  # weights stay equal by construction; re-broadcast so no drift can build up
+            for t in [*params, *model.buffers()]:
+                torch.distributed.broadcast(t.data, 0)
+        if rank > 0:
+            return
         ck = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "trained_s": trained_s,
               "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), "config": cfg.to_official_dict(),
               "lang": a.lang, "shape": a.shape, "aux": aux.state_dict(), "subset": subset["n"]}  # fmt: skip
@@ -219,9 +269,11 @@ def main() -> None:
     last_save = time.time()
     ema = None
     model.train()
-    while trained_s < budget:
-        if a.stop_after and time.time() - call_start > a.stop_after * 60:
-            break
+    stop = want_save = False
+    while trained_s < budget and not stop:
+        if want_save:
+            save()
+            last_save = time.time()
         t0 = time.time()
         b = batch()
         feats = [torch.from_numpy(np.array(arr[o : o + n], dtype=np.float32)) for arr, o, n, *_ in b]
@@ -235,7 +287,7 @@ def main() -> None:
             ctx = tuple(rng.choice(c) for c in CONTEXTS)
         for g in opt.param_groups:
             g["lr"] = lr_at()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
             outs, _ = model.encoder(feats, *ctx)
             lens = [o.shape[0] for o in outs]
             lp = model.ctc(torch.nn.utils.rnn.pad_sequence(outs))
@@ -270,11 +322,19 @@ def main() -> None:
             logs += f" ce {float(ce):.3f} acc {acc:.2f}"
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if world > 1:
+            sync_grads()
         gn = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0))
         if math.isfinite(gn):
             opt.step()
         step += 1
         trained_s += time.time() - t0
+        stop = bool(a.stop_after and time.time() - call_start > a.stop_after * 60)
+        want_save = time.time() - last_save > 240
+        if world > 1:  # rank 0's clock decides the schedule, the stop and the saves for everyone
+            sync = torch.tensor([trained_s, float(stop), float(want_save)], dtype=torch.float64)
+            torch.distributed.broadcast(sync, 0)
+            trained_s, stop, want_save = float(sync[0]), bool(sync[1]), bool(sync[2])
         ema = bpe_loss if ema is None else 0.95 * ema + 0.05 * bpe_loss
         if subset["n"] and subset["n"] < len(short) and ema < a.grow_at:
             subset["n"] *= 2
@@ -283,13 +343,13 @@ def main() -> None:
         if step % 25 == 0:
             say(f"{time.strftime('%H:%M:%S')} step {step} loss {ema:.3f} gn {gn:.2f} lr {lr_at():.2e} "
                 f"ctx {ctx} {sum(it[2] for it in b) / 100:.0f}s {trained_s / 60:.1f} min{logs}")  # fmt: skip
-        if step % a.eval_every == 0:
+        if step % a.eval_every == 0 and rank == 0:
             say("EVAL", step, evaluate())
-        if time.time() - last_save > 240:
-            save()
-            last_save = time.time()
     save()
-    say("EVAL final", step, evaluate())
+    if rank == 0:
+        say("EVAL final", step, evaluate())
+    if world > 1:
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
