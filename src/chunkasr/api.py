@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 
 from . import align
 from .decoding import DecodeOptions, decode
 from .engine import Engine, EngineOptions, FileResult, Progress
-from .errors import ChunkAsrError, ConfigError
+from .errors import ChunkAsrError, ConfigError, ModelError
 from .hub import BUNDLED_NAME, bundled_model_dir, resolve_model
 from .model import ChunkConfig, ChunkFormerCTC, ModelConfig, load_model_dir
 from .types import Transcript
@@ -84,6 +85,43 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return _DTYPES[dtype]
 
 
+DECODING_FILE = "decoding.yaml"
+_DECODING_KEYS = {
+    "method", "beam_size", "token_top_k", "token_min_prob", "blank_skip_prob",
+    "lm", "lm_weight", "word_score", "unk_score",
+}  # fmt: skip
+
+
+def model_decode_options(model_dir: str | os.PathLike[str]) -> DecodeOptions:
+    """The decoding a model directory recommends in its optional ``decoding.yaml``; else greedy.
+
+    The file (chunkasr's own; the official package ignores it) holds ``DecodeOptions`` fields,
+    with ``lm`` an ARPA file relative to the directory, e.g. ``{method: beam, lm: lm.arpa.gz,
+    lm_weight: 0.3}``. A shipped model can so carry the decoder it was measured with.
+    """
+    path = Path(model_dir) / DECODING_FILE
+    if not path.is_file():
+        return DecodeOptions()
+    try:
+        conf = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ModelError(f"{path}: cannot read: {e}") from e
+    if not isinstance(conf, dict):
+        raise ModelError(f"{path}: expected a mapping of decoding options")
+    unknown = sorted(set(conf) - _DECODING_KEYS)
+    if unknown:
+        raise ModelError(f"{path}: unknown decoding option {unknown[0]!r}")
+    if "lm" in conf:
+        lm = Path(model_dir) / str(conf.pop("lm"))
+        if not lm.is_file():
+            raise ModelError(f"{path}: language model {lm} does not exist")
+        conf["lm_path"] = str(lm)
+    try:
+        return DecodeOptions(**conf)
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{path}: {e}") from e
+
+
 @dataclass
 class TranscriptionResult:
     """One input's outcome: a transcript, or the error that stopped it."""
@@ -113,7 +151,7 @@ def load_model(
     language = cfg.extra.get("language")
     if language is None and bundled is not None and path.resolve() == bundled.resolve():
         language = "en"
-    return Model(net, cfg, vocab, name, path, dev, dt, language)
+    return Model(net, cfg, vocab, name, path, dev, dt, language, model_decode_options(path))
 
 
 class Model:
@@ -129,6 +167,7 @@ class Model:
         device: torch.device,
         dtype: torch.dtype,
         language: str | None = None,
+        decode_options: DecodeOptions | None = None,
     ) -> None:
         self.net = net
         self.cfg = cfg
@@ -138,6 +177,8 @@ class Model:
         self.device = device
         self.dtype = dtype
         self.language = language
+        # what results()/transcribe() use when not given options: the model's recommendation
+        self.decode_options = decode_options or DecodeOptions()
 
     def posteriors(
         self,
@@ -166,7 +207,7 @@ class Model:
         on_progress: Callable[[Progress], None] | None = None,
     ) -> Iterator[TranscriptionResult]:
         """Like :meth:`transcribe` but yields errors instead of raising them."""
-        dec = decode_options or DecodeOptions()
+        dec = decode_options or self.decode_options
         for r in self.posteriors(sources, chunk, batch_duration, on_progress=on_progress):
             if r.error is not None or r.posteriors is None:
                 yield TranscriptionResult(r.index, r.source, None, r.error)

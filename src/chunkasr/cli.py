@@ -147,7 +147,8 @@ def main() -> None:
     "--decoder",
     type=click.Choice(["greedy", "beam"]),
     default=None,
-    help="CTC decoding (default: beam if --lm or hotwords are given, else greedy).",
+    help="CTC decoding (default: the model's own decoding.yaml if it has one, beam if --lm or "
+    "hotwords are given, else greedy). greedy also drops the model's LM.",
 )
 @click.option(
     "--beam-size",
@@ -264,8 +265,13 @@ def transcribe(
     from .align import SubtitleOptions
 
     subtitles = SubtitleOptions(max_line_width, max_line_count, max_cue_duration)
-    decode_options = _decode_options(
-        decoder, beam_size, lm_path, lm_weight, word_score, hotwords, hotwords_file
+    ctx = click.get_current_context()
+    given = {
+        n for n in ("beam_size", "lm_weight", "word_score")
+        if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT
+    }  # fmt: skip
+    decode_changes = _decode_changes(
+        decoder, beam_size, lm_path, lm_weight, word_score, hotwords, hotwords_file, given
     )
 
     try:
@@ -278,6 +284,7 @@ def transcribe(
     try:  # load the LM and split the hotwords now, so their errors come before any work
         from .decoding import CTCDecoder
 
+        decode_options = merge_decode_options(model.decode_options, decode_changes)
         CTCDecoder(decode_options, model.vocab)
     except ChunkAsrError as e:
         raise click.UsageError(str(e)) from e
@@ -384,7 +391,7 @@ def _expand_inputs(
     return inputs, errors
 
 
-def _decode_options(
+def _decode_changes(
     decoder: str | None,
     beam_size: int,
     lm_path: str | None,
@@ -392,8 +399,10 @@ def _decode_options(
     word_score: float,
     hotwords: str | None,
     hotwords_file: str | None,
-) -> DecodeOptions:
-    from .decoding import DecodeOptions
+    given: set[str],
+) -> dict[str, Any]:
+    """The decoding fields the user set on the command line (``given``: numeric options not
+    left at their defaults); checked before the model loads."""
     from .hotwords import parse_hotwords, read_hotwords_file
 
     try:
@@ -401,17 +410,30 @@ def _decode_options(
         words.update(parse_hotwords(hotwords) if hotwords else {})
     except ChunkAsrError as e:
         raise click.BadParameter(str(e), param_hint="--hotwords/--hotwords-file") from e
-    if decoder is None:
-        decoder = "beam" if lm_path or words or word_score else "greedy"
+    values = {"beam_size": beam_size, "lm_weight": lm_weight, "word_score": word_score}
+    changes: dict[str, Any] = {k: v for k, v in values.items() if k in given}
+    if lm_path:
+        changes["lm_path"] = lm_path
+    if words:
+        changes["hotwords"] = words
+    if decoder is not None:
+        changes["method"] = decoder
+    elif lm_path or words or changes.get("word_score"):
+        changes["method"] = "beam"
+    return changes
+
+
+def merge_decode_options(base: DecodeOptions, changes: dict[str, Any]) -> DecodeOptions:
+    """The model's recommended decoding (``base``) with the user's ``changes`` on top.
+
+    ``method="greedy"`` means plain greedy search: the model's LM, word score and hotwords go,
+    unless the user gave them too (which is then a usage error, as greedy cannot use them)."""
+    import dataclasses
+
+    if changes.get("method") == "greedy":
+        base = dataclasses.replace(base, lm_path=None, word_score=0.0, hotwords=None)
     try:
-        return DecodeOptions(
-            method=decoder,
-            beam_size=beam_size,
-            lm_path=lm_path,
-            lm_weight=lm_weight,
-            word_score=word_score,
-            hotwords=words or None,
-        )
+        return dataclasses.replace(base, **changes)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
 
