@@ -12,6 +12,10 @@ the last 40%, or from ``--decay-start`` minutes) is a function of the training t
 resumed run continues it.
 
 Options, each measured in docs/training.md:
+- ``--embed-max-norm`` (default 3): each front-end tensor's norm is capped at 3x its starting
+  norm after every step. Without it the front end's norm grows under Adam until the residual
+  blocks' outputs are negligible beside the embedding, and CTC sits at the label prior for
+  thousands of steps (session 5: 3,400 steps at 5.9 nats/token; with it, dev CER 84% at step 500);
 - ``--block-init-scale`` (default 0.01): near-identity blocks at init
   (:func:`chunkasr.training.shrink_block_outputs`);
 - ``--subset N``: curriculum that starts on N short utterances and doubles them each time the
@@ -71,6 +75,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--subset", type=int, default=0,
                    help="curriculum: start on this many short utterances, double when the loss < --grow-at")
     p.add_argument("--grow-at", type=float, default=1.5)
+    p.add_argument("--subset-jump", action="store_true",
+                   help="curriculum only to leave the CTC plateau: at the first growth, go straight "
+                   "to all the data (a --subset given on resume restarts the curriculum)")  # fmt: skip
     p.add_argument("--flat-start", type=int, default=0,
                    help="steps with an extra frame-level loss on a uniform token alignment")
     p.add_argument("--eval-every", type=int, default=250)
@@ -79,6 +86,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
                    help="bf16 autocast: auto = on CPUs with native bf16 (AMX/AVX512-BF16) only; "
                    "elsewhere it is emulated and ~10x slower than float32")  # fmt: skip
+    p.add_argument("--embed-max-norm", type=float, default=3.0,
+                   help="cap each front-end tensor's norm at this multiple of its starting norm "
+                   "(0: off); without it the run sits on the CTC plateau (docs/training.md, "
+                   "session 5)")  # fmt: skip
     p.add_argument("--init", metavar="MODEL_DIR",
                    help="start from the weights of an official-layout model (e.g. models/en-small) "
                    "instead of a fresh init; its vocab.txt must equal --lang's")  # fmt: skip
@@ -173,6 +184,10 @@ def main() -> None:
         model.load_state_dict(start.state_dict())
     else:
         shrink_block_outputs(model, a.block_init_scale)
+    # Everything after the front end is normalised (pre-LN blocks, final LN), so under Adam its
+    # weights random-walk to ever larger norms; the embedding then grows until the residual
+    # blocks' outputs are negligible beside it and the model is stuck at the label prior.
+    front = [(t, float(t.norm())) for n, t in model.named_parameters() if n.startswith("encoder.embed.")]
     aux = torch.nn.Linear(d, 4 * len(CHARS) + 4)  # blank + chars, 4 sub-frames per 80 ms frame
     params = list(model.parameters()) + (list(aux.parameters()) if a.aux_char else [])
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -188,7 +203,7 @@ def main() -> None:
         opt.load_state_dict(ck["opt"])
         step, trained_s = ck["step"], ck["trained_s"]
         rng.setstate(ck["rng"])
-        subset["n"] = ck.get("subset", subset["n"])
+        subset["n"] = ck.get("subset", 0) or a.subset
         torch.set_rng_state(ck["torch_rng"])
         say(f"resumed at step {step}, {trained_s / 60:.1f} min trained")
     if rank > 0:  # the same weights, other batches, masks and dropout
@@ -327,6 +342,12 @@ def main() -> None:
         gn = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0))
         if math.isfinite(gn):
             opt.step()
+            if a.embed_max_norm:
+                with torch.no_grad():
+                    for t, n0 in front:
+                        n = float(t.norm())
+                        if n > a.embed_max_norm * n0:
+                            t.mul_(a.embed_max_norm * n0 / n)
         step += 1
         trained_s += time.time() - t0
         stop = bool(a.stop_after and time.time() - call_start > a.stop_after * 60)
@@ -337,11 +358,13 @@ def main() -> None:
             trained_s, stop, want_save = float(sync[0]), bool(sync[1]), bool(sync[2])
         ema = bpe_loss if ema is None else 0.95 * ema + 0.05 * bpe_loss
         if subset["n"] and subset["n"] < len(short) and ema < a.grow_at:
-            subset["n"] *= 2
+            subset["n"] = 1 << 40 if a.subset_jump else 2 * subset["n"]
             ema = 3.0
             say(f"step {step}: curriculum subset -> {subset['n']} utterances")
         if step % 25 == 0:
+            emb = math.sqrt(sum(float(t.norm()) ** 2 for t, _ in front))
             say(f"{time.strftime('%H:%M:%S')} step {step} loss {ema:.3f} gn {gn:.2f} lr {lr_at():.2e} "
+                f"emb {emb:.1f} "
                 f"ctx {ctx} {sum(it[2] for it in b) / 100:.0f}s {trained_s / 60:.1f} min{logs}")  # fmt: skip
         if step % a.eval_every == 0 and rank == 0:
             say("EVAL", step, evaluate())
