@@ -17,6 +17,9 @@ import torch
 __all__ = ["linear_act"]
 
 _ACTIVATIONS = ("swish", "relu")  # oneDNN post-op names
+# dtypes this machine's oneDNN cannot run the op in (bf16 on CPUs without AVX512-BF16/AMX raises
+# "could not create a primitive descriptor"); found on first use, then the plain path is taken
+UNSUPPORTED: set[torch.dtype] = set()
 
 
 @functools.cache
@@ -41,9 +44,15 @@ def linear_act(
         or x.dtype not in (torch.float32, torch.bfloat16)
         or weight.dtype != x.dtype
         or x.numel() == 0
+        or x.dtype in UNSUPPORTED
         or torch.is_autocast_enabled("cpu")
         or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
     ):
         return None
     rows = x.reshape(-1, x.shape[-1])
-    return op(rows, weight, bias, activation, [], "").view(*x.shape[:-1], weight.shape[0])
+    try:
+        out = op(rows, weight, bias, activation, [], "")
+    except RuntimeError:
+        UNSUPPORTED.add(x.dtype)
+        return None
+    return out.view(*x.shape[:-1], weight.shape[0])
