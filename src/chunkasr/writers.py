@@ -81,6 +81,9 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
+    except BaseException:  # Ctrl-C just after the file was created
+        tmp.unlink(missing_ok=True)
+        raise
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
