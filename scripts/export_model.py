@@ -65,8 +65,9 @@ def main() -> None:
         yaml.safe_dump(cfg.to_official_dict(), f, sort_keys=False)
     (out / "global_cmvn").write_text(json.dumps(cmvn) + "\n")
     lang = Path(args.lang)
-    shutil.copyfile(lang / "vocab.txt", out / "vocab.txt")
-    shutil.copyfile(lang / "bpe.model", out / "bpe.model")
+    for name in ("vocab.txt", "bpe.model"):  # --lang may be the output directory itself
+        if not (out / name).exists() or not (lang / name).samefile(out / name):
+            shutil.copyfile(lang / name, out / name)
 
     loaded, _, vocab = load_model_dir(out)
     model.eval()
