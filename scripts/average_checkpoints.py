@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from chunkasr.training import load_checkpoint
+
 
 def average_states(states: list[dict[str, torch.Tensor]], names: list[str]) -> dict[str, torch.Tensor]:
     """Element-wise mean of floating tensors over ``states``; other tensors from the last one."""
@@ -56,7 +58,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     paths = a.checkpoints[-a.last :] if a.last else a.checkpoints
-    cks = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    cks = [load_checkpoint(p, restore_rng=False) for p in paths]
     for ck, p in zip(cks, paths, strict=True):
         if a.key not in ck:
             raise SystemExit(f"{p}: no '{a.key}' entry (has {sorted(ck)})")
