@@ -116,6 +116,13 @@ def engine_speed(model: ChunkFormerCTC, vocab: Vocabulary, paths: list[str], dty
             "texts": texts}  # fmt: skip
 
 
+def voice_family(voice: str) -> str:
+    """'espeak:en-us+m3' -> 'espeak:en-us'; held-out voices keep their variant ('+f3' is unique)."""
+    engine, _, name = voice.partition(":")
+    base, _, variant = name.partition("+")
+    return f"{engine}:{base}+{variant}" if variant == "f3" else f"{engine}:{base}"
+
+
 def parse_context(s: str) -> tuple[int, int, int]:
     if s == "full":
         return -1, 0, 0
@@ -158,18 +165,26 @@ def main() -> None:
             hyps, audio, wall = transcribe(model, vocab, paths, parse_context(ctx_name), args.batch_seconds,
                                            dtype)  # fmt: skip
             er = ErrorRate()
+            by_voice: dict[str, ErrorRate] = {}
             shown = 0
-            for ref, hyp in zip(refs, hyps, strict=True):
+            for row, ref, hyp in zip(rows, refs, hyps, strict=True):
                 w = er.add(ref, hyp)
+                by_voice.setdefault(voice_family(row.get("voice", "?")), ErrorRate()).add(ref, hyp)
                 if w.edits and shown < args.show:
                     print(f"  REF: {ref}\n  HYP: {hyp}")
                     shown += 1
             s = er.summary()
             s.update({"audio_s": round(audio, 1), "wall_s": round(wall, 2), "rtf_x": round(audio / wall, 1)})
+            s["voices"] = {v: e.summary() for v, e in sorted(by_voice.items())}
             results["splits"][split][ctx_name] = s
             print(f"{split:12s} {ctx_name:11s} WER {s['wer']:6.2f}  CER {s['cer']:6.2f}  "
                   f"({s['utterances']} utts, {audio / 60:.1f} min, {audio / wall:.0f}x realtime)",
                   flush=True)  # fmt: skip
+            if len(by_voice) <= 16:  # one line per voice family
+                for v, vs in s["voices"].items():
+                    print(
+                        f"    {v:24s} WER {vs['wer']:6.2f}  CER {vs['cer']:6.2f}  ({vs['utterances']} utts)"
+                    )
     if args.engine:
         rows = read_rows(Path(args.corpus), args.splits.split(",")[-1], args.limit)
         paths = [wav_path(r["audio"]) for r in rows]
