@@ -130,6 +130,40 @@ def measure(fn: Callable[[], object], device: torch.device) -> dict[str, float]:
     return out
 
 
+_MATMUL = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "mkldnn::_linear_pointwise",
+           "aten::mkldnn_linear", "aten::_addmm_activation")  # fmt: skip
+
+
+def profile_call(fn: Callable[[], object]) -> dict[str, float]:
+    """One call under torch.profiler: wall seconds and the operators' own time by kind.
+
+    ``matmul_s`` is the time spent in matrix products, which both implementations need in the
+    same amount (same model, same chunks): wall / matmul_s bounds how much faster any exact
+    implementation can get with these kernels. ``untracked_s`` is time outside torch
+    operators (Python, file reading outside torch, waiting).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    kinds = {"matmul_s": 0.0, "attention_s": 0.0, "conv_s": 0.0, "other_ops_s": 0.0}
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - t
+    for e in prof.key_averages():
+        sec = e.self_cpu_time_total / 1e6
+        if e.key in _MATMUL:
+            kinds["matmul_s"] += sec
+        elif "scaled_dot_product" in e.key or "softmax" in e.key:
+            kinds["attention_s"] += sec
+        elif "conv" in e.key:
+            kinds["conv_s"] += sec
+        else:
+            kinds["other_ops_s"] += sec
+    out = {"profile_wall_s": round(wall, 3), **{k: round(v, 3) for k, v in kinds.items()}}
+    out["untracked_s"] = round(max(wall - sum(kinds.values()), 0.0), 3)
+    return out
+
+
 # ----------------------------------------------------------------------------- runners
 
 
@@ -211,8 +245,16 @@ def main() -> None:
     ap.add_argument("--batch-duration", type=float, default=None)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--repeat", type=int, default=0, help="warm calls after the first (median)")
-    ap.add_argument("--tune-allocator", action="store_true",
-                    help="apply chunkasr.runtime.tune_allocator (as the CLI does) to this process: both runs")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="one more call of each under torch.profiler: time in matrix products and the rest",
+    )
+    ap.add_argument(
+        "--tune-allocator",
+        action="store_true",
+        help="apply chunkasr.runtime.tune_allocator (as the CLI does) to this process: both runs",
+    )
     args = ap.parse_args()
     if args.tune_allocator:
         tune_allocator()
@@ -234,8 +276,16 @@ def main() -> None:
         "gpu": torch.cuda.get_device_name() if not cpu else None,
         "torch": torch.__version__,
     }
-    print(json.dumps({"machine": machine, "model": f"{size[1]}x{size[0]} vocab {size[3]}",
-                      "tune_allocator": args.tune_allocator}), flush=True)
+    print(
+        json.dumps(
+            {
+                "machine": machine,
+                "model": f"{size[1]}x{size[0]} vocab {size[3]}",
+                "tune_allocator": args.tune_allocator,
+            }
+        ),
+        flush=True,
+    )
     for name, seconds in cases(args):
         files = [make_wav(work / f"{name}_{i}.wav", s, i) for i, s in enumerate(seconds)]
         audio = float(sum(seconds))
@@ -253,6 +303,8 @@ def main() -> None:
                     warm = sorted(measure(go, device)["wall_s"] for _ in range(args.repeat))
                     stats["warm_wall_s"] = warm[len(warm) // 2]
                     stats["warm_realtime_x"] = round(audio / stats["warm_wall_s"], 1)
+                if args.profile:
+                    stats["profile"] = profile_call(go)
                 rows[impl] = stats
                 row = {
                     "case": name,
