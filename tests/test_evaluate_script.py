@@ -55,3 +55,16 @@ def test_per_voice_counts_add_up_to_the_split(tiny_model_dir: Path, tmp_path: Pa
         assert s["voices"]["espeak:en-us"]["utterances"] == 2
         assert sum(v["words"] for v in s["voices"].values()) == s["words"] == 6
         assert sum(v["sub"] + v["del"] for v in s["voices"].values()) == s["sub"] + s["del"]
+
+
+def test_everyday_sentences_are_speakable_as_written() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "make_everyday_eval", ROOT / "scripts" / "make_everyday_eval.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mc = mod._corpus_module()
+    sentences = mod.read_sentences(mod.TEXT, mc.normalize)
+    assert len(sentences) == len(set(sentences)) >= 80
+    assert all(s == " ".join(s.split()) and s.islower() for s in sentences)
