@@ -48,7 +48,7 @@ from chunkasr.metrics import cer, wer  # noqa: E402
 from chunkasr.model import ChunkFormerCTC, ModelConfig, load_model_dir  # noqa: E402
 from chunkasr.model.checkpoint import load_cmvn  # noqa: E402
 from chunkasr.tokenizer import Tokenizer  # noqa: E402
-from chunkasr.training import shrink_block_outputs, spec_augment  # noqa: E402
+from chunkasr.training import freq_warp, shrink_block_outputs, spec_augment  # noqa: E402
 from chunkasr.vocab import Vocabulary  # noqa: E402
 
 CHARS = " abcdefghijklmnopqrstuvwxyz'"
@@ -63,23 +63,46 @@ def parse() -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=100.0, help="total training time (all resumes)")
     p.add_argument("--shape", default="144,4,576,6", help="d_model,heads,ffn,blocks")
     p.add_argument("--lr", type=float, default=1.5e-3)
-    p.add_argument("--decay-start", type=float, default=0.0,
-                   help="trained minutes at which the cosine decay starts (default 0.6 x --minutes)")
+    p.add_argument(
+        "--decay-start",
+        type=float,
+        default=0.0,
+        help="trained minutes at which the cosine decay starts (default 0.6 x --minutes)",
+    )
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--batch-frames", type=int, default=5000, help="fbank frames per batch (100/s)")
     p.add_argument("--short-steps", type=int, default=600, help="steps on utterances <= 5 s, full context")
-    p.add_argument("--block-init-scale", type=float, default=0.01,
-                   help="scale of each block's output projections at init (near-identity blocks)")
-    p.add_argument("--aux-char", type=float, default=0.0,
-                   help="weight of an auxiliary character CTC at 4x the frame rate (training only)")
-    p.add_argument("--subset", type=int, default=0,
-                   help="curriculum: start on this many short utterances, double when the loss < --grow-at")
+    p.add_argument(
+        "--block-init-scale",
+        type=float,
+        default=0.01,
+        help="scale of each block's output projections at init (near-identity blocks)",
+    )
+    p.add_argument(
+        "--aux-char",
+        type=float,
+        default=0.0,
+        help="weight of an auxiliary character CTC at 4x the frame rate (training only)",
+    )
+    p.add_argument(
+        "--subset",
+        type=int,
+        default=0,
+        help="curriculum: start on this many short utterances, double when the loss < --grow-at",
+    )
     p.add_argument("--grow-at", type=float, default=1.5)
     p.add_argument("--subset-jump", action="store_true",
                    help="curriculum only to leave the CTC plateau: at the first growth, go straight "
                    "to all the data (a --subset given on resume restarts the curriculum)")  # fmt: skip
-    p.add_argument("--flat-start", type=int, default=0,
-                   help="steps with an extra frame-level loss on a uniform token alignment")
+    p.add_argument(
+        "--flat-start",
+        type=int,
+        default=0,
+        help="steps with an extra frame-level loss on a uniform token alignment",
+    )
+    p.add_argument("--freq-warp", type=float, default=0.0,
+                   help="on half the items (after --short-steps), warp the mel axis by a factor drawn "
+                   "from 1 +- this (vocal-tract length; chunkasr.training.freq_warp); 0: off")  # fmt: skip
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stop-after", type=float, default=0.0, help="leave after this many minutes of this call")
@@ -223,7 +246,6 @@ def main() -> None:
 
     clean_long = [it for it in items if it[4] and it[2] <= 1000]
 
-
     def batch() -> list:
         pool = short if step < a.short_steps else items
         if subset["n"]:
@@ -294,6 +316,11 @@ def main() -> None:
         feats = [torch.from_numpy(np.array(arr[o : o + n], dtype=np.float32)) for arr, o, n, *_ in b]
         if step >= a.short_steps:
             fill = model.encoder.global_cmvn.mean
+            if a.freq_warp:
+                feats = [
+                    freq_warp(f, rng.uniform(1 - a.freq_warp, 1 + a.freq_warp)) if rng.random() < 0.5 else f
+                    for f in feats
+                ]
             feats = [spec_augment(f, fill, rng, time_ratio=0.01, max_time=20) for f in feats]
         targets = [it[3] for it in b]
         if step < a.short_steps or rng.random() < 0.4:

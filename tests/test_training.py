@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from chunkasr.features import fbank
 from chunkasr.model import ChunkFormerCTC, ModelConfig
 from chunkasr.training import (
     BucketBatchSampler,
@@ -13,6 +14,7 @@ from chunkasr.training import (
     augment_waveform,
     concat_with_pauses,
     ctc_step,
+    freq_warp,
     load_checkpoint,
     noam_cosine_lr,
     save_checkpoint,
@@ -196,3 +198,23 @@ def test_subsampling_under_cpu_autocast_matches_reference_layout_and_trains_dept
     for i in (0, 2, 3, 5, 6):
         g = embed.conv[i].weight.grad
         assert g is not None and float(g.abs().sum()) > 0, i
+
+
+def test_freq_warp_moves_a_formant_by_the_factor() -> None:
+    t = torch.arange(16000) / 16000
+    tone = 0.3 * torch.sin(2 * torch.pi * 1000.0 * t)  # energy at 1 kHz
+    feats = fbank(tone)
+    assert torch.equal(freq_warp(feats, 1.0), feats)
+
+    def peak_hz(f: torch.Tensor) -> float:
+        m_lo, m_hi = 1127 * np.log1p(20 / 700), 1127 * np.log1p(8000 / 700)
+        j = int(f.mean(0).argmax())
+        return float(700 * np.expm1((m_lo + (m_hi - m_lo) / 81 * (j + 1)) / 1127))
+
+    assert abs(peak_hz(feats) - 1000) < 40
+    up, down = freq_warp(feats, 1.15), freq_warp(feats, 0.87)
+    assert up.shape == down.shape == feats.shape
+    assert abs(peak_hz(up) - 1150) < 45 and abs(peak_hz(down) - 870) < 35
+    # a warp and its inverse give back the input away from the clamped top bins
+    back = freq_warp(freq_warp(feats, 1.1), 1 / 1.1)
+    assert (back[:, :60] - feats[:, :60]).abs().max() < 0.5 * feats.std()

@@ -49,6 +49,7 @@ __all__ = [
     "noam_cosine_lr",
     "save_checkpoint",
     "shrink_block_outputs",
+    "freq_warp",
     "spec_augment",
 ]
 
@@ -268,6 +269,34 @@ def spec_augment(
     return x
 
 
+def _mel(f: np.ndarray | float) -> np.ndarray:
+    return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def freq_warp(
+    feats: torch.Tensor, alpha: float, low_hz: float = 20.0, high_hz: float = 8000.0
+) -> torch.Tensor:
+    """Vocal-tract-length warp of (T, F) log-mel features: what was at f Hz moves to alpha * f.
+
+    ``alpha`` > 1 raises the formants (a shorter vocal tract), < 1 lowers them, leaving the
+    tempo and the pitch harmonics' spacing to speed perturbation. Bins are read from the
+    input by linear interpolation at the warped mel position (the fbank's own mel scale,
+    ``low_hz``..``high_hz``); positions past either end repeat the edge bin.
+    """
+    if alpha == 1.0:
+        return feats.clone()
+    F = feats.shape[1]
+    m_lo, m_hi = _mel(low_hz), _mel(high_hz)
+    delta = (m_hi - m_lo) / (F + 1)
+    centers_hz = 700.0 * np.expm1((m_lo + delta * np.arange(1, F + 1)) / 1127.0)
+    pos = (_mel(centers_hz / alpha) - m_lo) / delta - 1.0  # input bin index for each output bin
+    pos = np.clip(pos, 0.0, F - 1.0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, F - 1)
+    w = torch.from_numpy(pos - lo).to(feats.dtype)
+    return feats[:, lo] * (1 - w) + feats[:, hi] * w
+
+
 # ---------------------------------------------------------------------------- batching
 
 
@@ -396,7 +425,8 @@ def ctc_loss(
     Utterances too short for their targets (or empty) are dropped from the batch.
     """
     keep = [
-        i for i, (f, t) in enumerate(zip(feats, targets, strict=True))
+        i
+        for i, (f, t) in enumerate(zip(feats, targets, strict=True))
         if len(t) > 0 and subsampled_length(f.shape[0]) >= len(t)
     ]
     feats = [feats[i] for i in keep]
