@@ -4,7 +4,7 @@
 # the official package with the dependencies it imports. Written to .whl/ (ignored by git), ~45 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
+# .whl/ is in .gitignore; the device tool takes it only when carry names it
 mkdir -p .whl
 plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64
       --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
