@@ -14,10 +14,12 @@ from chunkasr.metrics import cer, wer
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 
-# Regression bars for the shipped model (models/en-small/README.md: measured WER 0.375 / CER 0.29 on
-# the clip, 0.28 / 0.10 on longform.wav), with a margin; a random or broken model scores ~1.0.
-CLIP_WER, CLIP_CER = 0.50, 0.40
-LONG_WER, LONG_CER = 0.40, 0.18
+# Regression bars for the shipped model (models/en-small/README.md, `scripts/measure_examples.py`:
+# WER 0.375 / CER 0.19 on the clip, 0.20 / 0.05 on longform.wav), with a margin for the next
+# retraining (the 8-word clip moved between 0.25 and 0.375 WER across the last two); a random
+# or broken model scores ~1.0.
+CLIP_WER, CLIP_CER = 0.50, 0.30
+LONG_WER, LONG_CER = 0.30, 0.10
 
 pytestmark = pytest.mark.skipif(bundled_model_dir() is None, reason="no bundled model (models/en-small)")
 
