@@ -18,7 +18,6 @@ Rate, pitch, level and noise are drawn per utterance as for the other splits; de
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
 import sys
 from multiprocessing import Pool
@@ -26,24 +25,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TEXT = REPO / "scripts" / "eval_text" / "everyday.txt"
+sys.path.insert(0, str(REPO / "scripts"))
+
+import make_corpus as mc  # noqa: E402  (voices, utterance plans and synthesis of the corpus)
 
 
-def _corpus_module():
-    spec = importlib.util.spec_from_file_location("make_corpus", REPO / "scripts" / "make_corpus.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["make_corpus"] = mod  # for the worker processes
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def read_sentences(path: Path, normalize) -> list[str]:
+def read_sentences(path: Path) -> list[str]:
     out = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        t = normalize(line)
+        t = mc.normalize(line)
         if t is None:
             raise SystemExit(f"{path}:{n}: not speakable as written (digits, symbols or acronyms)")
         out.append(t)
@@ -55,8 +48,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20261202)
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
-    mc = _corpus_module()
-    sentences = read_sentences(TEXT, mc.normalize)
+    sentences = read_sentences(TEXT)
     plans = {"everyday_train_voices": [], "everyday_heldout_voices": []}
     for i, text in enumerate(sentences):
         r = random.Random(f"{args.seed}-tv-{i}")

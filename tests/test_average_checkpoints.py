@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from scriptkit import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "average_checkpoints.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("average_checkpoints", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("average_checkpoints")
 
 
 def test_mean_of_float_tensors_and_last_integer_buffer() -> None:

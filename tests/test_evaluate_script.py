@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,17 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scriptkit import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "evaluate.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("evaluate_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("evaluate")
 
 
 def test_voice_family_groups_variants_but_keeps_the_held_out_one() -> None:
@@ -58,13 +54,7 @@ def test_per_voice_counts_add_up_to_the_split(tiny_model_dir: Path, tmp_path: Pa
 
 
 def test_everyday_sentences_are_speakable_as_written() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "make_everyday_eval", ROOT / "scripts" / "make_everyday_eval.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mc = mod._corpus_module()
-    sentences = mod.read_sentences(mod.TEXT, mc.normalize)
+    mod = load_script("make_everyday_eval")
+    sentences = mod.read_sentences(mod.TEXT)
     assert len(sentences) == len(set(sentences)) >= 80
     assert all(s == " ".join(s.split()) and s.islower() for s in sentences)

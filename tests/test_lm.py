@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
+from scriptkit import load_script
 
 from chunkasr.errors import ModelError
 from chunkasr.lm import BOS, EOS, UNK, ArpaLM, estimate_kneser_ney
@@ -92,10 +92,7 @@ def test_make_arpa_script_round_trip(tmp_path: Path) -> None:
     src = tmp_path / "train.txt"
     src.write_text("\n".join(TEXT) + "\n")
     out = tmp_path / "lm.arpa.gz"
-    spec = importlib.util.spec_from_file_location("make_arpa", ROOT / "scripts" / "make_arpa.py")
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("make_arpa")
     assert script.main([str(src), str(out)]) == 0
     lm = ArpaLM.from_file(out)
     assert lm.order == 3 and "mat" in lm.vocabulary()
