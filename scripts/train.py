@@ -71,16 +71,16 @@ def load_wave(path: str) -> np.ndarray:
     return x
 
 
-def _prepare_shard(job: tuple[str, list[list[dict]], bool, int, str]) -> tuple[str, int, float]:
+def _prepare_shard(job: tuple[str, list[list[dict]], bool, int, str, dict]) -> tuple[str, int, float]:
     """Featurise groups of utterances (a group of several = one long-form example)."""
-    prefix, groups, augment, seed, lang = job
+    prefix, groups, augment, seed, lang, aug_opts = job
     torch.set_num_threads(1)
     from chunkasr.tokenizer import Tokenizer
 
     tok = Tokenizer.from_dir(lang)
     rng = np.random.default_rng(seed)
     w = FeatureWriter(prefix)
-    cfg = AugmentConfig()
+    cfg = AugmentConfig(**aug_opts)
     secs = 0.0
     for g in groups:
         waves = [load_wave(u["audio"]) for u in g]
@@ -99,17 +99,18 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     corpus = Path(args.corpus)
-    jobs: list[tuple[str, list[list[dict]], bool, int, str]] = []
+    jobs: list[tuple[str, list[list[dict]], bool, int, str, dict]] = []
+    aug_opts = {"p_tempo": args.p_tempo, "p_eq": args.p_eq}
     n_shards = args.jobs * 4
     for split in ("dev", "test_voices"):
         rows = read_manifest(corpus / f"{split}.jsonl")
         groups = [[r] for r in rows]
-        jobs.append((str(out / f"{split}.0"), groups, False, 0, args.lang))
+        jobs.append((str(out / f"{split}.0"), groups, False, 0, args.lang, aug_opts))
     rows = read_manifest(corpus / "train.jsonl")
     print(f"train: {len(rows)} utterances, {sum(r['duration'] for r in rows) / 3600:.2f} h")
     clean = [[r] for r in rows]
     for k in range(n_shards):
-        jobs.append((str(out / f"train_clean.{k}"), clean[k::n_shards], False, 0, args.lang))
+        jobs.append((str(out / f"train_clean.{k}"), clean[k::n_shards], False, 0, args.lang, aug_opts))
     rng = random.Random(args.seed)
     for copy in range(args.aug_copies):
         order = list(rows)
@@ -127,7 +128,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         for k in range(n_shards):
             jobs.append(
                 (str(out / f"train_aug{copy}.{k}"), groups[k::n_shards], True, args.seed + 1000 * copy + k,
-                 args.lang)
+                 args.lang, aug_opts)
             )
     t0 = time.time()
     total = 0.0
@@ -386,6 +387,9 @@ def main() -> None:
     p.add_argument("--aug-copies", type=int, default=1)
     p.add_argument("--p-concat", type=float, default=0.04, help="chance an item starts a long-form group")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--p-tempo", type=float, default=0.0,
+                   help="chance of a tempo change 0.8-1.25x that keeps pitch (needs sox)")  # fmt: skip
+    p.add_argument("--p-eq", type=float, default=0.0, help="chance of a random peaking EQ (+-10 dB)")
     t = sub.add_parser("train")
     t.add_argument("--feats", default="exp/feats")
     t.add_argument("--lang", default="data/lang")

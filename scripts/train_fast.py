@@ -22,6 +22,8 @@ Options, each measured in docs/training.md:
   smoothed loss falls below ``--grow-at``;
 - ``--aux-char W``: an auxiliary character CTC head at 4x the frame rate (training only, not
   exported);
+- ``--grow K,K,...`` (with ``--init``): deepen a trained model by near-identity blocks
+  inserted after the given block indices, so it keeps what it learned and gains capacity;
 - ``--flat-start N``: for N steps, an extra frame-level loss on a character-proportional
   alignment of the tokens over the speech region.
 """
@@ -48,7 +50,7 @@ from chunkasr.metrics import cer, wer  # noqa: E402
 from chunkasr.model import ChunkFormerCTC, ModelConfig, load_model_dir  # noqa: E402
 from chunkasr.model.checkpoint import load_cmvn  # noqa: E402
 from chunkasr.tokenizer import Tokenizer  # noqa: E402
-from chunkasr.training import freq_warp, shrink_block_outputs, spec_augment  # noqa: E402
+from chunkasr.training import freq_warp, insert_blocks, shrink_block_outputs, spec_augment  # noqa: E402
 from chunkasr.vocab import Vocabulary  # noqa: E402
 
 CHARS = " abcdefghijklmnopqrstuvwxyz'"
@@ -116,6 +118,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--init", metavar="MODEL_DIR",
                    help="start from the weights of an official-layout model (e.g. models/en-small) "
                    "instead of a fresh init; its vocab.txt must equal --lang's")  # fmt: skip
+    p.add_argument("--grow", metavar="K,K,...",
+                   help="with --init: insert a fresh near-identity block after each of these block "
+                   "indices of the initial model (--shape gives the grown depth)")  # fmt: skip
     return p.parse_args()
 
 
@@ -202,6 +207,11 @@ def main() -> None:
         if Path(a.init, "vocab.txt").read_text() != Path(a.lang, "vocab.txt").read_text():
             raise SystemExit(f"{a.init}/vocab.txt differs from {a.lang}/vocab.txt")
         start, start_cfg, _ = load_model_dir(a.init)
+        if a.grow:
+            # New near-identity blocks after the given block indices (chunkasr.training.insert_blocks):
+            # the deeper model starts out computing what the shipped one did.
+            start = insert_blocks(start, [int(k) for k in a.grow.split(",")], a.block_init_scale)
+            start_cfg = start.cfg
         if start_cfg.to_official_dict()["encoder_conf"] != cfg.to_official_dict()["encoder_conf"]:
             raise SystemExit(f"{a.init}: encoder shape differs from --shape {a.shape}")
         model.load_state_dict(start.state_dict())

@@ -1,4 +1,5 @@
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -7,14 +8,17 @@ import torch
 from chunkasr.features import fbank
 from chunkasr.model import ChunkFormerCTC, ModelConfig
 from chunkasr.training import (
+    AugmentConfig,
     BucketBatchSampler,
     ContextSampler,
     FeatureStore,
     FeatureWriter,
     augment_waveform,
+    change_tempo,
     concat_with_pauses,
     ctc_step,
     freq_warp,
+    insert_blocks,
     load_checkpoint,
     noam_cosine_lr,
     save_checkpoint,
@@ -218,3 +222,53 @@ def test_freq_warp_moves_a_formant_by_the_factor() -> None:
     # a warp and its inverse give back the input away from the clamped top bins
     back = freq_warp(freq_warp(feats, 1.1), 1 / 1.1)
     assert (back[:, :60] - feats[:, :60]).abs().max() < 0.5 * feats.std()
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="tempo augmentation needs the sox program")
+def test_tempo_change_keeps_pitch():
+    sr = 16000
+    x = np.sin(2 * np.pi * 440 * np.arange(2 * sr) / sr) * 0.5
+    y = change_tempo(x, 1.25)
+    assert abs(len(y) - len(x) / 1.25) < 0.02 * len(x)
+    spec = np.abs(np.fft.rfft(y[2000:-2000]))
+    peak_hz = np.argmax(spec) * sr / len(y[2000:-2000])
+    assert abs(peak_hz - 440) < 5  # tempo, not speed: the tone stays at 440 Hz
+
+
+def test_random_eq_changes_the_spectrum_only_where_asked():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(16000) * 0.1
+    cfg = AugmentConfig(speeds=(1.0,), p_noise=0, p_telephone=0, p_reverb=0, p_eq=1.0, gain_db=(0, 0),
+                        eq_gain_db=(10.0, 10.0), eq_hz=(1000.0, 1000.0))  # fmt: skip
+    y = augment_waveform(x, np.random.default_rng(0), cfg)
+    sx, sy = np.abs(np.fft.rfft(x)), np.abs(np.fft.rfft(y))
+    band = lambda s, lo, hi: float(np.mean(s[lo:hi] ** 2))  # noqa: E731  (bins are 1 Hz)
+    boost = band(sy, 950, 1050) / band(sx, 950, 1050)
+    far = band(sy, 6000, 7000) / band(sx, 6000, 7000)
+    assert boost > 4 * far  # ~+10 dB at 1 kHz relative to the far band (gain is renormalised)
+
+
+def test_insert_blocks_keeps_the_function_and_adds_depth():
+    torch.manual_seed(0)
+    model = ChunkFormerCTC(CFG).eval()
+    with torch.no_grad():  # a trained-looking final norm, so handing it over matters
+        for layer in model.encoder.encoders:
+            layer.norm_final.weight.uniform_(0.5, 1.5)
+            layer.norm_final.bias.uniform_(-0.3, 0.3)
+    feats = [torch.randn(230, 80), torch.randn(170, 80)]
+    grown = insert_blocks(model, [0, 1, 1], scale=0.0).eval()
+    assert grown.cfg.num_blocks == 5 and len(grown.encoder.encoders) == 5
+    for ctx in [(-1, 0, 0), (4, 8, 4)]:
+        with torch.no_grad():
+            a, _ = model.encoder(feats, *ctx)
+            b, _ = grown.encoder(feats, *ctx)
+        for x, y in zip(a, b, strict=True):
+            assert torch.allclose(x, y, atol=1e-4), float((x - y).abs().max())
+    # the new blocks are real blocks: with their branches at init scale the output moves
+    moved = insert_blocks(model, [1], scale=1.0).eval()
+    with torch.no_grad():
+        ref, _ = model.encoder(feats, -1, 0, 0)
+        c, _ = moved.encoder(feats, -1, 0, 0)
+    assert float((c[0] - ref[0]).abs().max()) > 1e-2
+    with pytest.raises(ValueError, match="out of range"):
+        insert_blocks(model, [2])

@@ -17,10 +17,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import random
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +53,7 @@ __all__ = [
     "save_checkpoint",
     "shrink_block_outputs",
     "freq_warp",
+    "insert_blocks",
     "spec_augment",
 ]
 
@@ -171,6 +175,14 @@ class AugmentConfig:
     p_telephone: float = 0.2
     p_reverb: float = 0.3
     rt60: tuple[float, float] = (0.15, 0.6)
+    # Voice variety beyond speed (which moves pitch, formants and rate together): a tempo change
+    # that keeps pitch and formants (sox's WSOLA ``tempo``), and a random peaking EQ (a different
+    # microphone, room or vocal timbre). 0 turns each off; ``tempo`` needs the ``sox`` program.
+    p_tempo: float = 0.0
+    tempo: tuple[float, float] = (0.8, 1.25)
+    p_eq: float = 0.0
+    eq_gain_db: tuple[float, float] = (-10.0, 10.0)
+    eq_hz: tuple[float, float] = (150.0, 5000.0)
 
 
 def _colored_noise(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -201,14 +213,34 @@ def _reverb(x: np.ndarray, rt60: float, rng: np.random.Generator) -> np.ndarray:
     return y * (np.sqrt(np.mean(x * x)) / (np.sqrt(np.mean(y * y)) + 1e-9))
 
 
+def change_tempo(x: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``x`` ``factor`` times faster with pitch and formants kept (sox ``tempo``, WSOLA)."""
+    sox = shutil.which("sox")
+    if sox is None:
+        raise RuntimeError("tempo augmentation needs the sox program (Debian package sox)")
+    raw = ["-t", "raw", "-r", str(SR), "-e", "floating-point", "-b", "32", "-c", "1"]
+    out = subprocess.run(
+        [sox, *raw, "-", *raw, "-", "tempo", "-s", f"{factor:.4f}"],
+        input=np.asarray(x, dtype=np.float32).tobytes(), capture_output=True, check=True,
+    )  # fmt: skip
+    return np.frombuffer(out.stdout, dtype=np.float32).astype(np.float64)
+
+
 def augment_waveform(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig | None = None) -> np.ndarray:
-    """Random speed, reverberation, telephone band, additive noise and gain; float32 in [-1, 1]."""
+    """Random speed, tempo, EQ, reverberation, telephone band, additive noise and gain; float32
+    in [-1, 1]."""
     cfg = cfg or AugmentConfig()
     y = np.asarray(x, dtype=np.float64)
     speed = float(rng.choice(cfg.speeds))
     if speed != 1.0:
         orig = int(round(SR * speed / 100)) * 100  # 14400 / 17600: small gcd-friendly ratios
         y = AF.resample(torch.from_numpy(y), orig, SR).numpy()
+    if rng.random() < cfg.p_tempo:
+        y = change_tempo(y, rng.uniform(*cfg.tempo))
+    if rng.random() < cfg.p_eq:
+        hz = math.exp(rng.uniform(math.log(cfg.eq_hz[0]), math.log(cfg.eq_hz[1])))
+        gain, q = rng.uniform(*cfg.eq_gain_db), rng.uniform(0.5, 2.0)
+        y = AF.equalizer_biquad(torch.from_numpy(y), SR, hz, gain, q).numpy()
     if rng.random() < cfg.p_reverb:
         y = _reverb(y, rng.uniform(*cfg.rt60), rng)
     if rng.random() < cfg.p_telephone:
@@ -489,6 +521,48 @@ def shrink_block_outputs(model: ChunkFormerCTC, scale: float = 0.01) -> None:
         for name, p in model.named_parameters():
             if name.rsplit(".", 2)[-2] in ("linear_out", "w_2", "pointwise_conv2"):
                 p.mul_(scale)  # weight and bias
+
+
+def insert_blocks(model: ChunkFormerCTC, after: Sequence[int], scale: float = 0.01) -> ChunkFormerCTC:
+    """A deeper copy of ``model`` that computes (almost) the same function: a fresh block is
+    inserted after each block index in ``after`` (-1: before the first block).
+
+    A new block's residual branches start at ``scale`` of their init
+    (:func:`shrink_block_outputs`), so it adds ~nothing to the stream. Every block ends with a
+    LayerNorm (``norm_final``), which a new block would apply a second time; so the block
+    before it hands over its final norm's gain and bias to the new block and keeps a plain
+    normalisation (gain 1, bias 0): norm(norm(x)) = norm(x), and with ``scale=0`` the deeper
+    model's output equals the original's to float rounding. Used to grow a trained model's
+    capacity without starting over (``scripts/train_fast.py --grow``).
+    """
+    old = list(model.encoder.encoders)
+    after = sorted(after)
+    if any(not -1 <= k < len(old) for k in after):
+        raise ValueError(f"insert positions {after} out of range for {len(old)} blocks")
+    if after and after[0] == -1:
+        raise ValueError("a block before the first one has no final norm to take over; use k >= 0")
+    cfg = dataclasses.replace(model.cfg, num_blocks=len(old) + len(after))
+    grown = ChunkFormerCTC(cfg)
+    shrink_block_outputs(grown, scale)
+    src = {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.encoders.")}
+    missing = grown.load_state_dict(src, strict=False).missing_keys
+    assert all(k.startswith("encoder.encoders.") for k in missing), missing
+    new_layers = grown.encoder.encoders
+    j = 0
+    with torch.no_grad():
+        for i, layer in enumerate(old):
+            new_layers[j].load_state_dict(layer.state_dict())
+            j += 1
+            for _ in range(after.count(i)):
+                prev, fresh = new_layers[j - 1].norm_final, new_layers[j].norm_final
+                if not isinstance(prev, nn.LayerNorm) or not isinstance(fresh, nn.LayerNorm):
+                    raise ValueError("insert_blocks needs blocks with a final norm (use_cnn_module)")
+                fresh.weight.copy_(prev.weight)
+                fresh.bias.copy_(prev.bias)
+                prev.weight.fill_(1.0)
+                prev.bias.zero_()
+                j += 1
+    return grown
 
 
 # ---------------------------------------------------------------------------- checkpoints
