@@ -54,6 +54,7 @@ __all__ = [
     "shrink_block_outputs",
     "freq_warp",
     "insert_blocks",
+    "change_tempo",
     "spec_augment",
 ]
 
@@ -525,7 +526,7 @@ def shrink_block_outputs(model: ChunkFormerCTC, scale: float = 0.01) -> None:
 
 def insert_blocks(model: ChunkFormerCTC, after: Sequence[int], scale: float = 0.01) -> ChunkFormerCTC:
     """A deeper copy of ``model`` that computes (almost) the same function: a fresh block is
-    inserted after each block index in ``after`` (-1: before the first block).
+    inserted after each block index in ``after`` (0-based; repeat an index for several).
 
     A new block's residual branches start at ``scale`` of their init
     (:func:`shrink_block_outputs`), so it adds ~nothing to the stream. Every block ends with a
@@ -537,10 +538,8 @@ def insert_blocks(model: ChunkFormerCTC, after: Sequence[int], scale: float = 0.
     """
     old = list(model.encoder.encoders)
     after = sorted(after)
-    if any(not -1 <= k < len(old) for k in after):
+    if any(not 0 <= k < len(old) for k in after):  # a new block takes over its predecessor's norm
         raise ValueError(f"insert positions {after} out of range for {len(old)} blocks")
-    if after and after[0] == -1:
-        raise ValueError("a block before the first one has no final norm to take over; use k >= 0")
     cfg = dataclasses.replace(model.cfg, num_blocks=len(old) + len(after))
     grown = ChunkFormerCTC(cfg)
     shrink_block_outputs(grown, scale)
