@@ -75,3 +75,23 @@ def test_model_inference_mode_equals_autograd_forward():
         slow, _ = model.encoder(feats, 4, 6, 3)
     for a, b in zip(fast, slow, strict=True):
         assert torch.allclose(a, b.detach(), atol=1e-4), float((a - b).abs().max())
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(20, 40, 80), (1, 700, 80), (2, 600, 80), (2, 100, 80)],
+    ids=["whole-items", "time-pieces", "several-long-items", "untiled"],
+)
+def test_subsampling_tiles_equal_one_pass(monkeypatch, shape):
+    """Tiled front-end (CPU inference) gives one pass's values and length, for every tiling."""
+    import chunkasr.model.subsampling as sub
+
+    torch.manual_seed(0)
+    emb = sub.DepthwiseSubsampling(80, 16).eval()
+    x = torch.randn(*shape)
+    with torch.inference_mode():
+        want = emb._forward(x)
+        monkeypatch.setattr(sub, "TILE_BYTES", 1)  # the 256-row floor: tiles of <= 256 input rows
+        got = emb(x)
+    assert got.shape == want.shape == (shape[0], sub.subsampled_length(shape[1]), 16)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
