@@ -41,6 +41,7 @@ __all__ = ["Engine", "EngineOptions", "FileResult", "Posteriors", "Source", "Pro
 
 Source = "str | np.ndarray"
 SAMPLE_RATE = 16000
+OPEN_AHEAD = 4  # sources whose reading starts before they enter the batch (one block each)
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,9 @@ class Engine:
             yield from self._run_full_context(sources, on_progress)
             return
         pending = iter(enumerate(sources))
+        # Streams opened ahead of admission: their reader threads decode the first block while
+        # the encoder works, so a new file does not stall the step that admits it.
+        opened: list[_Stream] = []
         active: list[_Stream] = []
         done: dict[int, FileResult] = {}
         next_out = 0
@@ -263,18 +267,19 @@ class Engine:
                     if budget <= 0:
                         break
                     budget -= self._feed(st, budget, fed, done)
-                while budget > 0 and not exhausted:
-                    nxt = next(pending, None)
-                    if nxt is None:
-                        exhausted = True
+                while budget > 0 and not (exhausted and not opened):
+                    exhausted = exhausted or self._open_ahead(pending, opened)
+                    if not opened:
                         break
-                    st = _Stream(nxt[0], nxt[1], len(self.layers), self.opts.block_seconds)
+                    st = opened.pop(0)
                     active.append(st)
                     budget -= self._feed(st, budget, fed, done)
+                if not exhausted:
+                    exhausted = self._open_ahead(pending, opened)
                 for st in [s for s in active if s.index in done]:  # failed while reading
                     finished_seconds += st.duration
                     active.remove(st)
-                if not active and exhausted and not fed:
+                if not active and exhausted and not opened and not fed:
                     break
                 self._step(active, fed)
                 for st in list(active):
@@ -292,8 +297,17 @@ class Engine:
                 yield done.pop(next_out)
                 next_out += 1
         finally:  # the consumer may stop early (Ctrl-C, break): stop the reader threads
-            for st in active:
+            for st in active + opened:
                 st.blocks.close()
+
+    def _open_ahead(self, pending: Iterator[tuple[int, object]], opened: list[_Stream]) -> bool:
+        """Open sources until ``OPEN_AHEAD`` wait for admission; True once sources run out."""
+        while len(opened) < OPEN_AHEAD:
+            nxt = next(pending, None)
+            if nxt is None:
+                return True
+            opened.append(_Stream(nxt[0], nxt[1], len(self.layers), self.opts.block_seconds))
+        return False
 
     # ------------------------------------------------------------------ input side
 
