@@ -20,9 +20,11 @@ Design (DESIGN.md section 5) — a layer-wise wavefront, chosen over segment rec
 
 from __future__ import annotations
 
+import itertools
 import math
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -249,14 +251,16 @@ class Engine:
         if self.full_context:
             yield from self._run_full_context(sources, on_progress)
             return
-        pending = iter(enumerate(sources))
+        streams = (
+            _Stream(i, src, len(self.layers), self.opts.block_seconds) for i, src in enumerate(sources)
+        )
         # Streams opened ahead of admission: their reader threads decode the first block while
-        # the encoder works, so a new file does not stall the step that admits it.
-        opened: list[_Stream] = []
+        # the encoder works, so a new file does not stall the step that admits it. Topped up on
+        # every admission, so an empty queue means the sources have run out.
+        opened = deque(itertools.islice(streams, OPEN_AHEAD))
         active: list[_Stream] = []
         done: dict[int, FileResult] = {}
         next_out = 0
-        exhausted = False
         finished_seconds = 0.0  # audio of streams that are finished (or failed)
         try:
             while True:
@@ -267,19 +271,15 @@ class Engine:
                     if budget <= 0:
                         break
                     budget -= self._feed(st, budget, fed, done)
-                while budget > 0 and not (exhausted and not opened):
-                    exhausted = exhausted or self._open_ahead(pending, opened)
-                    if not opened:
-                        break
-                    st = opened.pop(0)
+                while budget > 0 and opened:
+                    st = opened.popleft()
+                    opened.extend(itertools.islice(streams, 1))
                     active.append(st)
                     budget -= self._feed(st, budget, fed, done)
-                if not exhausted:
-                    exhausted = self._open_ahead(pending, opened)
                 for st in [s for s in active if s.index in done]:  # failed while reading
                     finished_seconds += st.duration
                     active.remove(st)
-                if not active and exhausted and not opened and not fed:
+                if not active and not opened and not fed:
                     break
                 self._step(active, fed)
                 for st in list(active):
@@ -297,17 +297,8 @@ class Engine:
                 yield done.pop(next_out)
                 next_out += 1
         finally:  # the consumer may stop early (Ctrl-C, break): stop the reader threads
-            for st in active + opened:
+            for st in [*active, *opened]:
                 st.blocks.close()
-
-    def _open_ahead(self, pending: Iterator[tuple[int, object]], opened: list[_Stream]) -> bool:
-        """Open sources until ``OPEN_AHEAD`` wait for admission; True once sources run out."""
-        while len(opened) < OPEN_AHEAD:
-            nxt = next(pending, None)
-            if nxt is None:
-                return True
-            opened.append(_Stream(nxt[0], nxt[1], len(self.layers), self.opts.block_seconds))
-        return False
 
     # ------------------------------------------------------------------ input side
 

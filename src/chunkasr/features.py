@@ -44,7 +44,7 @@ def fbank(samples: torch.Tensor, n_mels: int = N_MELS) -> torch.Tensor:
         return samples.new_zeros(0, n_mels, dtype=torch.float32)
     window, mel = _constants(samples.device, n_mels)
     wave = samples.to(torch.float32) * INT16_SCALE
-    frames = wave.as_strided((n, WINDOW), (HOP * wave.stride(0), wave.stride(0)))
+    frames = wave.as_strided((n, WINDOW), (HOP, 1))  # wave is a new contiguous tensor
     frames = frames - frames.mean(dim=1, keepdim=True)
     prev = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)  # x[-1] = x[0], as Kaldi
     frames = (frames - PREEMPHASIS * prev) * window
