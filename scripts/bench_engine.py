@@ -9,6 +9,11 @@ drifts of a shared machine hit both alike; the report gives each version's media
 factor and the ratio of the last version to the first.
 
     python scripts/bench_engine.py --revs f65c713 . --split dev --dtypes fp32,bf16 --rounds 2
+
+With ``--models BASE NEW`` the two versions are two model folders (under one revision, or a
+revision each): the speed cost of a deeper or wider model, measured the same way.
+
+    python scripts/bench_engine.py --revs . . --models models/en-small exp/cand --split dev
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ def unpack(rev: str, into: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--revs", nargs=2, required=True, metavar=("BASE", "NEW"))
-    ap.add_argument("--model", default=str(ROOT / "models" / "en-small"))
+    ap.add_argument("--model", default=str(ROOT / "models" / "en-small"), help="the model both versions run")
+    ap.add_argument("--models", nargs=2, metavar=("BASE", "NEW"), help="a model folder per version instead")
     ap.add_argument("--split", default="dev", help="data/corpus/<split>.jsonl (make_corpus.py)")
     ap.add_argument("--files", nargs="*", help="audio files instead of a corpus split")
     ap.add_argument("--dtypes", default="fp32,bf16")
@@ -70,13 +76,19 @@ def main() -> None:
     else:
         split = ROOT / "data" / "corpus" / f"{a.split}.jsonl"
         files = [str((ROOT / json.loads(line)["audio"]).resolve()) for line in split.open()]
+    models = a.models or [a.model, a.model]
+    # a version is a (revision, model folder) pair, labelled "rev" (or "rev:model" with --models)
+    labels = [f"{rev}:{m}" if a.models else rev for rev, m in zip(a.revs, models, strict=True)]
+    if labels[0] == labels[1]:
+        raise SystemExit(f"both versions are {labels[0]}: nothing to compare")
+    version = dict(zip(labels, zip(a.revs, models, strict=True), strict=True))
     with tempfile.TemporaryDirectory() as tmp:
-        srcs = {rev: unpack(rev, Path(tmp)) for rev in a.revs}
+        srcs = {rev: unpack(rev, Path(tmp)) for rev in dict.fromkeys(a.revs)}
         for dtype in a.dtypes.split(","):
-            runs: dict[str, list[dict]] = {rev: [] for rev in a.revs}
+            runs: dict[str, list[dict]] = {label: [] for label in labels}
             for _ in range(a.rounds):
-                for rev in a.revs:
-                    payload = {"model": a.model, "dtype": dtype, "files": files, "threads": a.threads}
+                for label, (rev, model) in version.items():
+                    payload = {"model": model, "dtype": dtype, "files": files, "threads": a.threads}
                     proc = subprocess.run(
                         [sys.executable, "-c", CHILD, json.dumps(payload)],
                         env={"PYTHONPATH": str(srcs[rev]), "PATH": "/usr/bin:/bin"},
@@ -84,24 +96,24 @@ def main() -> None:
                         text=True,
                     )
                     if proc.returncode != 0:
-                        raise SystemExit(f"{rev} ({dtype}) failed:\n{proc.stderr[-2000:]}")
+                        raise SystemExit(f"{label} ({dtype}) failed:\n{proc.stderr[-2000:]}")
                     res = json.loads(proc.stdout.strip().splitlines()[-1])
                     if not res["module"].startswith(str(srcs[rev])):
-                        raise SystemExit(f"{rev}: imported {res['module']}, not {srcs[rev]}")
-                    runs[rev].append(res)
+                        raise SystemExit(f"{label}: imported {res['module']}, not {srcs[rev]}")
+                    runs[label].append(res)
             rtf = {
-                rev: statistics.median(r["audio_s"] / r["wall_s"] for r in rs) for rev, rs in runs.items()
+                label: statistics.median(r["audio_s"] / r["wall_s"] for r in rs) for label, rs in runs.items()
             }
-            base, new = a.revs
+            base, new = labels
             row = {
                 "dtype": dtype,
                 "files": len(files),
                 "audio_s": round(runs[base][0]["audio_s"], 1),
-                **{f"realtime_x[{rev}]": round(x, 1) for rev, x in rtf.items()},
+                **{f"realtime_x[{label}]": round(x, 1) for label, x in rtf.items()},
                 "all_runs_x": {
-                    rev: [round(r["audio_s"] / r["wall_s"], 1) for r in rs] for rev, rs in runs.items()
+                    label: [round(r["audio_s"] / r["wall_s"], 1) for r in rs] for label, rs in runs.items()
                 },
-                "words": {rev: rs[0]["words"] for rev, rs in runs.items()},
+                "words": {label: rs[0]["words"] for label, rs in runs.items()},
                 "ratio": round(rtf[new] / rtf[base], 3),
             }
             print(json.dumps(row), flush=True)
