@@ -78,14 +78,13 @@ def main() -> None:
         files = [str((ROOT / json.loads(line)["audio"]).resolve()) for line in split.open()]
     models = a.models or [a.model, a.model]
     # a version is a (revision, model folder) pair, labelled "rev" (or "rev:model" with --models)
-    labels = [f"{rev}:{m}" if a.models else rev for rev, m in zip(a.revs, models, strict=True)]
-    if labels[0] == labels[1]:
-        raise SystemExit(f"both versions are {labels[0]}: nothing to compare")
-    version = dict(zip(labels, zip(a.revs, models, strict=True), strict=True))
+    version = {(f"{rev}:{m}" if a.models else rev): (rev, m) for rev, m in zip(a.revs, models, strict=True)}
+    if len(version) < 2:
+        raise SystemExit(f"both versions are {next(iter(version))}: nothing to compare")
     with tempfile.TemporaryDirectory() as tmp:
         srcs = {rev: unpack(rev, Path(tmp)) for rev in dict.fromkeys(a.revs)}
         for dtype in a.dtypes.split(","):
-            runs: dict[str, list[dict]] = {label: [] for label in labels}
+            runs: dict[str, list[dict]] = {label: [] for label in version}
             for _ in range(a.rounds):
                 for label, (rev, model) in version.items():
                     payload = {"model": model, "dtype": dtype, "files": files, "threads": a.threads}
@@ -104,7 +103,7 @@ def main() -> None:
             rtf = {
                 label: statistics.median(r["audio_s"] / r["wall_s"] for r in rs) for label, rs in runs.items()
             }
-            base, new = labels
+            base, new = version
             row = {
                 "dtype": dtype,
                 "files": len(files),

@@ -41,11 +41,19 @@ def test_heldout_clip(model) -> None:
     assert t.segments and all(w.start < w.end for s in t.segments for w in s.words)
 
 
-def test_longform_example_words_and_timing(model) -> None:
-    wav = ROOT / "examples" / "longform.wav"
-    refs = json.loads(wav.with_suffix(".json").read_text())
-    (t,) = list(model.transcribe(wav))
-    ref_text = " ".join(r["text"] for r in refs)
+LONGFORM = ROOT / "examples" / "longform.wav"
+
+
+@pytest.fixture(scope="module")
+def longform(model):
+    """Reference utterances of longform.wav and its transcript with the default decoder."""
+    refs = json.loads(LONGFORM.with_suffix(".json").read_text())
+    (t,) = list(model.transcribe(LONGFORM))
+    return refs, " ".join(r["text"] for r in refs), t
+
+
+def test_longform_example_words_and_timing(longform) -> None:
+    refs, ref_text, t = longform
     assert wer(ref_text, t.text) <= LONG_WER and cer(ref_text, t.text) <= LONG_CER, t.text
     # every reference utterance starts within 0.3 s of some recognised word
     starts = [w.start for s in t.segments for w in s.words]
@@ -53,14 +61,12 @@ def test_longform_example_words_and_timing(model) -> None:
     assert near >= 0.8 * len(refs)
 
 
-def test_longform_greedy_and_the_lm_helps(model) -> None:
+def test_longform_greedy_and_the_lm_helps(model, longform) -> None:
     # the acoustic model alone still meets its bar, and the shipped decoder (beam + LM,
     # decoding.yaml) is what transcribe uses by default and does better than greedy
-    wav = ROOT / "examples" / "longform.wav"
-    ref_text = " ".join(r["text"] for r in json.loads(wav.with_suffix(".json").read_text()))
+    _, ref_text, default = longform
     assert model.decode_options.method == "beam" and model.decode_options.lm_path
-    (greedy,) = list(model.transcribe(wav, decode_options=DecodeOptions()))
-    (default,) = list(model.transcribe(wav))
+    (greedy,) = list(model.transcribe(LONGFORM, decode_options=DecodeOptions()))
     assert wer(ref_text, greedy.text) <= LONG_GREEDY_WER and cer(ref_text, greedy.text) <= LONG_GREEDY_CER
     assert wer(ref_text, default.text) < wer(ref_text, greedy.text), (greedy.text, default.text)
 
