@@ -3,6 +3,7 @@
 
     python scripts/make_arpa.py train.txt lm.arpa --order 3
     python scripts/make_arpa.py data/corpus/train.jsonl lm.arpa.gz  # JSONL: "text"
+    python scripts/make_arpa.py a.txt b.jsonl lm.arpa.gz --min-count 2  # several inputs, pruned
 
 Text is normalised like the bundled model's training text (lowercase, in-word apostrophes)
 unless --keep-case; one sentence per line.
@@ -40,12 +41,16 @@ def sentences(path: Path, keep_case: bool) -> Iterator[list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("text", type=Path, help="text file (one sentence a line) or JSONL with 'text'")
+    ap.add_argument("text", type=Path, nargs="+",
+                    help="text files (one sentence a line) or JSONL with 'text'")  # fmt: skip
     ap.add_argument("output", type=Path, help="ARPA file to write (.gz compresses)")
     ap.add_argument("--order", type=int, default=3)
+    ap.add_argument("--min-count", type=int, default=1,
+                    help="leave out top-order n-grams seen fewer times (2: drop singletons)")  # fmt: skip
     ap.add_argument("--keep-case", action="store_true", help="do not normalise the text")
     args = ap.parse_args(argv)
-    arpa = estimate_kneser_ney(sentences(args.text, args.keep_case), args.order)
+    text = (words for path in args.text for words in sentences(path, args.keep_case))
+    arpa = estimate_kneser_ney(text, args.order, args.min_count)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_name(args.output.name + ".tmp")
     if args.output.suffix == ".gz":

@@ -8,6 +8,8 @@ on the system.  Output (``data/`` is gitignored)::
     data/corpus/wav/<split>/<id>.wav   16 kHz mono 16-bit
     data/corpus/<split>.jsonl          {"id","audio","text","voice","duration"}
     data/lang/bpe.model, data/lang/vocab.txt
+    data/corpus/lm_text.txt            text for a word LM: every training-side sentence
+                                       plus the corpus's dictionary-word utterances
     data/corpus/DONE                   when everything is complete
 
 Splits: ``train`` (training text x training voices), ``dev`` (held-out text x
@@ -17,6 +19,7 @@ Deterministic for a given seed; resumable (existing wavs are kept); the plan of
 utterance ``i`` does not depend on how many utterances are requested.
 
     python scripts/make_corpus.py --train-hours 20
+    python scripts/make_corpus.py --train-hours 20 --lm-text-only   # just data/corpus/lm_text.txt
 """
 
 from __future__ import annotations
@@ -208,6 +211,14 @@ def _group(sentences: list[str], rng: random.Random) -> Iterator[str]:
             yield " ".join(words)
 
 
+DICT_SHARE = 0.2  # of training utterances: random dictionary words (covers rare words)
+
+
+def is_dictionary_draw(seed: int, i: int) -> bool:
+    """Whether training utterance ``i`` reads random dictionary words (see plan_train)."""
+    return random.Random(f"{seed}-train-{i}").random() < DICT_SHARE
+
+
 def plan_train(sentences: list[str], dictionary: list[str], seed: int) -> Iterator[Utt]:
     rng = random.Random(seed)
     order = sorted(sentences)
@@ -219,7 +230,7 @@ def plan_train(sentences: list[str], dictionary: list[str], seed: int) -> Iterat
     i = 0
     while True:
         r = random.Random(f"{seed}-train-{i}")
-        if r.random() < 0.2:  # random dictionary words: covers rare words
+        if r.random() < DICT_SHARE:  # the first draw of r, as in is_dictionary_draw
             n = r.randint(3, 20)
             if dpos + n > len(dict_order):
                 dpos = 0
@@ -384,6 +395,17 @@ def synthesize(
 # ---------------------------------------------------------------- tokenizer
 
 
+def write_lm_text(path: Path, train_sentences: list[str], train: list[Utt], seed: int) -> int:
+    """Text for a word LM: all training-side sentences (not only those the corpus reads) and
+    the dictionary-word utterances of the planned corpus. Never a held-out sentence."""
+    lines = list(train_sentences)
+    lines += [u.text for u in train if is_dictionary_draw(seed, int(u.id.rsplit("_", 1)[1]))]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{t}\n" for t in lines), encoding="utf-8")
+    tmp.replace(path)
+    return len(lines)
+
+
 def train_tokenizer(texts: list[str], out_dir: Path, vocab_size: int) -> None:
     import sentencepiece as spm
 
@@ -446,12 +468,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--bench", type=int, default=0, help="only time N training utterances")
+    ap.add_argument("--lm-text-only", action="store_true",
+                    help="only write data/corpus/lm_text.txt (no speech)")  # fmt: skip
     args = ap.parse_args()
 
     t_start = time.time()
     corpus = REPO / "data" / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
-    (corpus / "DONE").unlink(missing_ok=True)
+    if not args.lm_text_only:
+        (corpus / "DONE").unlink(missing_ok=True)
     sentences = load_wordnet()
     dictionary = load_dictionary()
     train_s = [s for s in sentences if text_split(s) == "train"]
@@ -469,6 +494,11 @@ def main() -> None:
         est += estimate_seconds(u.text)
     dev = plan_heldout(held_s, args.seed, "dev", args.dev)
     test = plan_heldout(held_s, args.seed, "test_voices", args.test_voices)
+    if not args.bench:
+        n = write_lm_text(corpus / "lm_text.txt", train_s, train, args.seed)
+        print(f"{corpus / 'lm_text.txt'}: {n} lines")
+        if args.lm_text_only:
+            return
 
     with Pool(args.jobs) as pool:
         if args.bench:

@@ -21,9 +21,14 @@ TEXT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def lm() -> ArpaLM:
-    return ArpaLM.from_lines(estimate_kneser_ney([s.split() for s in TEXT], 3).splitlines())
+def _estimate(min_count: int = 1) -> ArpaLM:
+    arpa = estimate_kneser_ney([s.split() for s in TEXT], 3, min_count=min_count)
+    return ArpaLM.from_lines(arpa.splitlines())
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["full", "pruned"])
+def lm(request: pytest.FixtureRequest) -> ArpaLM:
+    return _estimate(request.param)
 
 
 def test_every_context_sums_to_one(lm: ArpaLM) -> None:
@@ -36,6 +41,23 @@ def test_every_context_sums_to_one(lm: ArpaLM) -> None:
             continue  # nothing follows </s>
         total = sum(10 ** lm.log10_prob(ctx, w) for w in words)
         assert total == pytest.approx(1.0, abs=1e-5), ctx
+
+
+def test_pruning_drops_rare_top_order_ngrams_only() -> None:
+    full, pruned = _estimate(1), _estimate(2)
+    trigrams = {c for c in full._entries if len(c) == 3}
+    kept = {c for c in pruned._entries if len(c) == 3}
+    assert kept and kept < trigrams  # some trigrams go, the repeated ones stay
+    assert ("sat", "on", "the") in kept and ("the", "cat", "sat") not in kept
+    lower = {c: v[0] for c, v in full._entries.items() if len(c) < 3}
+    assert lower == {c: v[0] for c, v in pruned._entries.items() if len(c) < 3}
+    for g in kept:  # a kept trigram keeps its probability; its context's backoff changes
+        assert pruned.log10_prob(g[:2], g[2]) == pytest.approx(full.log10_prob(g[:2], g[2]))
+    # a dropped trigram now backs off, and the backoff weight was renormalised for it
+    ctx, w = ("the", "cat"), "sat"
+    assert pruned.log10_prob(ctx, w) != pytest.approx(full.log10_prob(ctx, w))
+    with pytest.raises(ValueError, match="min_count"):
+        estimate_kneser_ney([["a", "b"]], 3, min_count=0)
 
 
 def test_scores_follow_the_data(lm: ArpaLM) -> None:
@@ -96,3 +118,24 @@ def test_make_arpa_script_round_trip(tmp_path: Path) -> None:
     assert script.main([str(src), str(out)]) == 0
     lm = ArpaLM.from_file(out)
     assert lm.order == 3 and "mat" in lm.vocabulary()
+    small = tmp_path / "small.arpa"
+    assert script.main([str(src), str(small), "--min-count", "2"]) == 0
+    assert 0 < len(ArpaLM.from_file(small)._entries) < len(lm._entries)
+
+
+def test_corpus_lm_text_is_all_training_sentences_and_the_dictionary_draws(tmp_path: Path) -> None:
+    mc = load_script("make_corpus")
+    sentences = [f"sentence {a} {b} reads well" for a in "pqrstuvwxyz" for b in "pqrstuvwxyz"]
+    dictionary = ["aardvark", "bison", "camel", "dingo", "emu", "ferret", "gnu"]
+    seed = 7
+    train = list(mc.plan_train(sentences, dictionary, seed))
+    draws = [u for i, u in enumerate(train) if mc.is_dictionary_draw(seed, i)]
+    assert draws and len(draws) < len(train)  # the seed gives both kinds
+    for u in draws:  # the rule agrees with the plan: a draw reads dictionary words only
+        assert set(u.text.split()) <= set(dictionary)
+    for u in train:
+        if u not in draws:
+            assert "sentence" in u.text
+    out = tmp_path / "lm_text.txt"
+    assert mc.write_lm_text(out, sentences, train, seed) == len(sentences) + len(draws)
+    assert out.read_text().splitlines() == sentences + [u.text for u in draws]

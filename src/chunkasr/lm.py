@@ -164,7 +164,7 @@ class ArpaLM:
         return [()] + [k for k in self._entries if len(k) < self.order]
 
 
-def estimate_kneser_ney(sentences: Iterable[list[str]], order: int = 3) -> str:
+def estimate_kneser_ney(sentences: Iterable[list[str]], order: int = 3, min_count: int = 1) -> str:
     """Interpolated Kneser-Ney estimate of an ``order``-gram model, as ARPA text.
 
     Sentences are padded with one ``<s>`` and one ``</s>``. The highest order uses raw counts,
@@ -174,9 +174,16 @@ def estimate_kneser_ney(sentences: Iterable[list[str]], order: int = 3) -> str:
     distribution over the vocabulary plus ``<unk>``, so ``<unk>`` gets exactly that share.
     Written as a backoff model, ``bow(h)`` is the interpolation weight ``gamma(h)``, which makes
     every context's distribution sum to 1.
+
+    ``min_count > 1`` prunes the highest order: n-grams seen fewer times are left out and their
+    contexts' backoff weights are recomputed so that each distribution still sums to 1. The
+    lower orders are estimated from the full counts either way. Most of a large model's size is
+    top-order n-grams seen once, so ``min_count=2`` shrinks it several times over.
     """
     if order < 1:
         raise ValueError(f"n-gram order must be >= 1, got {order}")
+    if min_count < 1:
+        raise ValueError(f"min_count must be >= 1, got {min_count}")
     raw: list[Counter[State]] = [Counter() for _ in range(order + 1)]
     for words in sentences:
         padded = [BOS, *words, EOS]
@@ -219,6 +226,8 @@ def estimate_kneser_ney(sentences: Iterable[list[str]], order: int = 3) -> str:
             own = max(c - d, 0.0) / total if total else 0.0
             lower = probs[n - 1][g[1:]] if n > 1 else uniform
             probs[n][g] = own + gammas[n][h] * lower
+    if min_count > 1 and order > 1:
+        _prune_top_order(probs, gammas, raw[order], order, min_count)
 
     lines = ["\\data\\"]
     sizes = [len(probs[1]) + 1] + [len(probs[n]) for n in range(2, order + 1)]
@@ -237,3 +246,27 @@ def estimate_kneser_ney(sentences: Iterable[list[str]], order: int = 3) -> str:
             lines.append(text)
     lines += ["", "\\end\\", ""]
     return "\n".join(lines)
+
+
+def _prune_top_order(
+    probs: list[dict[State, float]],
+    gammas: list[dict[State, float]],
+    raw: Counter[State],
+    order: int,
+    min_count: int,
+) -> None:
+    """Drop top-order n-grams seen fewer than ``min_count`` times; renormalise their contexts.
+
+    A dropped word w after context h now backs off: P(w|h) = bow(h) P_lower(w|h'). With K the
+    kept words of h, bow(h) = (1 - sum_K P(w|h)) / (1 - sum_K P_lower(w|h')) restores the sum 1.
+    """
+    kept = {g: p for g, p in probs[order].items() if raw[g] >= min_count}
+    mass: dict[State, float] = defaultdict(float)
+    mass_lower: dict[State, float] = defaultdict(float)
+    for g, p in kept.items():
+        mass[g[:-1]] += p
+        mass_lower[g[:-1]] += probs[order - 1][g[1:]]
+    for h in gammas[order]:
+        free = 1.0 - mass_lower[h]
+        gammas[order][h] = max(1.0 - mass[h], 0.0) / free if free > 1e-12 else 0.0
+    probs[order] = kept
