@@ -191,6 +191,9 @@ def _seconds(stamp: str) -> float:
     return int(h) * 3600 + int(m) * 60 + float(s)
 
 
+N_FILES = 400
+
+
 @pytest.mark.slow
 def test_sigint_leaves_no_partial_output(tiny_model_dir, tmp_path):
     import numpy as np
@@ -199,9 +202,11 @@ def test_sigint_leaves_no_partial_output(tiny_model_dir, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
     x = (np.random.default_rng(1).standard_normal(16000 * 20) * 0.3).astype(np.float32)
-    sf.write(inputs / "f00.wav", x, 16000, subtype="PCM_16")
-    for i in range(1, 40):
-        os.link(inputs / "f00.wav", inputs / f"f{i:02d}.wav")
+    sf.write(inputs / "f000.wav", x, 16000, subtype="PCM_16")
+    # enough files that the whole job (~1 s per 40 files here) cannot finish between the first
+    # output appearing and the signal landing: with 40 it sometimes did
+    for i in range(1, N_FILES):
+        os.link(inputs / "f000.wav", inputs / f"f{i:03d}.wav")
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.Popen(
@@ -222,7 +227,7 @@ def test_sigint_leaves_no_partial_output(tiny_model_dir, tmp_path):
     assert err.decode().splitlines()[-1] == "error: interrupted"
     assert b"Traceback" not in err
     written = sorted(out.iterdir())
-    assert 0 < len(written) < 80  # interrupted mid-batch
+    assert 0 < len(written) < 2 * N_FILES  # interrupted mid-batch
     assert all(not p.name.startswith(".") for p in written)  # no temporary files left
     for p in written:  # and every output there is whole
         if p.suffix == ".json":
