@@ -397,9 +397,10 @@ def synthesize(
 
 def write_lm_text(path: Path, train_sentences: list[str], train: list[Utt], seed: int) -> int:
     """Text for a word LM: all training-side sentences (not only those the corpus reads) and
-    the dictionary-word utterances of the planned corpus. Never a held-out sentence."""
+    the dictionary-word utterances of the planned corpus (``train``: a prefix of plan_train's
+    output, so utterance ``i`` is plan index ``i``). Never a held-out sentence."""
     lines = list(train_sentences)
-    lines += [u.text for u in train if is_dictionary_draw(seed, int(u.id.rsplit("_", 1)[1]))]
+    lines += [u.text for i, u in enumerate(train) if is_dictionary_draw(seed, i)]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(f"{t}\n" for t in lines), encoding="utf-8")
     tmp.replace(path)
