@@ -279,9 +279,23 @@ def _resample_file(wav: str) -> None:
     os.replace(out, wav)
 
 
+F0_LOW, F0_HIGH = 75.0, 210.0  # Hz: the mean F0 that flite / festival voices are moved to
+
+
+def f0_target(pitch: int) -> float:
+    """Mean F0 for the flite and festival voices from the utterance's espeak pitch (25..75).
+
+    Log-uniform from F0_LOW to F0_HIGH, so one diphone or clustergen voice becomes a family of
+    low and high speakers, as espeak's ``-p`` does for its voices. (flite ``rms`` ignores it.)
+    """
+    t = min(max((pitch - 25) / 50.0, 0.0), 1.0)
+    return F0_LOW * (F0_HIGH / F0_LOW) ** t
+
+
 def tts(text: str, voice: str, rate: float = 1.0, pitch: int = 50) -> np.ndarray:
     """Raw TTS output as float32 mono at 16 kHz."""
     engine, name = voice.split(":", 1)
+    f0 = f0_target(pitch)
     with tempfile.TemporaryDirectory(prefix="tts") as tmp:
         wav = os.path.join(tmp, "o.wav")
         if engine == "espeak":
@@ -290,12 +304,16 @@ def tts(text: str, voice: str, rate: float = 1.0, pitch: int = 50) -> np.ndarray
         elif engine == "flite":
             stretch = f"{1.0 / rate:.3f}"
             _run(["flite", "-voice", name, "--setf", f"duration_stretch={stretch}",
+                  "--setf", f"int_f0_target_mean={f0:.1f}",
+                  "--setf", f"int_f0_target_stddev={0.14 * f0:.1f}",
                   "-t", text, "-o", wav])  # fmt: skip
         elif engine == "festival":
             txt = os.path.join(tmp, "t.txt")
             Path(txt).write_text(text + "\n")
             _run(["text2wave", "-eval", f"(voice_{name})",
                   "-eval", f"(Parameter.set 'Duration_Stretch {1.0 / rate:.3f})",
+                  "-eval", f"(set! int_lr_params '((target_f0_mean {f0:.1f}) "
+                           f"(target_f0_std {0.14 * f0:.1f}) (model_f0_mean 170) (model_f0_std 34)))",
                   txt, "-o", wav])  # fmt: skip
         else:
             raise ValueError(f"unknown engine {engine}")

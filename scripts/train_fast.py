@@ -1,5 +1,5 @@
-"""Time-budgeted CTC trainer for the bundled model (experimental: no run has reached usable
-accuracy yet; docs/training.md has every measured run).
+"""Time-budgeted CTC trainer: the trainer of the bundled model ``models/en-small`` since session 6
+(docs/training.md has every measured run and the command of each session).
 
     THREADS=1 python scripts/train_fast.py --out exp/run --lang data/lang1k --minutes 100 \
         [--subset 48] [--aux-char 0.5] [--flat-start 800]
