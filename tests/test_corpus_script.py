@@ -44,4 +44,3 @@ def test_tts_passes_the_pitch_draw_to_every_engine(mc, monkeypatch, voice: str) 
             key = "int_f0_target_mean=" if voice.startswith("flite") else "target_f0_mean "
             assert key + f0 in cmd, cmd
         assert low != high
-
