@@ -20,31 +20,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from chunkasr.api import load_model  # noqa: E402
 from chunkasr.decoding import DecodeOptions  # noqa: E402
+from chunkasr.metrics import alignment  # noqa: E402
 
 
 def align(ref: str, hyp: str) -> list[tuple[str, str]]:
     """(reference char, hypothesis char) pairs of a minimum edit alignment; '-' marks a gap."""
-    n, k = len(ref), len(hyp)
-    d = [[0] * (k + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        d[i][0] = i
-    for j in range(k + 1):
-        d[0][j] = j
-    for i in range(1, n + 1):
-        for j in range(1, k + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]))
-    i, j, out = n, k, []
-    while i or j:
-        if i and j and d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            out.append((ref[i - 1], hyp[j - 1]))
-            i, j = i - 1, j - 1
-        elif i and d[i][j] == d[i - 1][j] + 1:
-            out.append((ref[i - 1], "-"))
-            i -= 1
-        else:
-            out.append(("-", hyp[j - 1]))
-            j -= 1
-    return out[::-1]
+    return [
+        (ref[i] if i is not None else "-", hyp[j] if j is not None else "-") for i, j in alignment(ref, hyp)
+    ]
 
 
 def profile(pairs: list[tuple[str, str]]) -> tuple[dict[str, float], collections.Counter[tuple[str, str]]]:

@@ -24,31 +24,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 import chunkasr  # noqa: E402
-from chunkasr.metrics import wer  # noqa: E402
+from chunkasr.metrics import alignment, wer  # noqa: E402
 
 
 def align(ref: list[str], hyp: list[str]) -> list[int | None]:
     """For each reference position, the hypothesis index it is matched or substituted with."""
-    n, m = len(ref), len(hyp)
-    cost = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(1, n + 1):
-        cost[i][0] = i
-    for j in range(1, m + 1):
-        cost[0][j] = j
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            sub = cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1])
-            cost[i][j] = min(sub, cost[i - 1][j] + 1, cost[i][j - 1] + 1)
-    out: list[int | None] = [None] * n
-    i, j = n, m
-    while i > 0 and j > 0:
-        if cost[i][j] == cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            out[i - 1] = j - 1
-            i, j = i - 1, j - 1
-        elif cost[i][j] == cost[i - 1][j] + 1:
-            i -= 1
-        else:
-            j -= 1
+    out: list[int | None] = [None] * len(ref)
+    for i, j in alignment(ref, hyp):
+        if i is not None:
+            out[i] = j
     return out
 
 

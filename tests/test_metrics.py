@@ -1,4 +1,6 @@
-from chunkasr.metrics import EditCounts, ErrorRate, cer, edit_counts, wer
+import pytest
+
+from chunkasr.metrics import EditCounts, ErrorRate, alignment, cer, edit_counts, wer
 
 
 def test_identical_is_zero():
@@ -43,3 +45,21 @@ def test_corpus_level_accumulation():
     assert s["wer"] == round(100 / 6, 3)
     assert s["utterances"] == 2 and s["sentence_error"] == 50.0
     assert abs(er.cer - 1 / (7 + 3)) < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("ref", "hyp"),
+    [("kitten", "sitting"), ("", "ab"), ("ab", ""), ("the cat sat", "a cat sat down"), ("abc", "abc")],
+)
+def test_alignment_covers_both_sequences_with_the_minimum_edits(ref: str, hyp: str) -> None:
+    pairs = alignment(ref, hyp)
+    assert [i for i, _ in pairs if i is not None] == list(range(len(ref)))
+    assert [j for _, j in pairs if j is not None] == list(range(len(hyp)))
+    edits = sum(i is None or j is None or ref[i] != hyp[j] for i, j in pairs)
+    assert edits == edit_counts(ref, hyp).edits
+
+
+def test_alignment_pairs_substitutions_and_marks_gaps() -> None:
+    assert alignment("kat", "cat") == [(0, 0), (1, 1), (2, 2)]
+    assert alignment("pat", "hpat") == [(None, 0), (0, 1), (1, 2), (2, 3)]
+    assert alignment("pats", "pat") == [(0, 0), (1, 1), (2, 2), (3, None)]

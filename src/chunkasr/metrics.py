@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["EditCounts", "ErrorRate", "cer", "edit_counts", "wer"]
+__all__ = ["EditCounts", "ErrorRate", "alignment", "cer", "edit_counts", "wer"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,34 @@ def edit_counts(ref: Sequence[Hashable], hyp: Sequence[Hashable]) -> EditCounts:
         prev = cur
     _, subs, dels, ins = prev[-1]
     return EditCounts(subs, dels, ins, n)
+
+
+def alignment(ref: Sequence[Hashable], hyp: Sequence[Hashable]) -> list[tuple[int | None, int | None]]:
+    """One minimum edit alignment as (ref index, hyp index) pairs in order: a match or
+    substitution pairs both, a deletion has hyp index None, an insertion ref index None.
+
+    Its edits number ``edit_counts(ref, hyp).edits``; where paths tie, the backtrace prefers a
+    match or substitution, then a deletion.
+    """
+    n, m = len(ref), len(hyp)
+    cost = [list(range(m + 1))] + [[i] + [0] * m for i in range(1, n + 1)]
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            sub = cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1])
+            cost[i][j] = min(sub, cost[i - 1][j] + 1, cost[i][j - 1] + 1)
+    out: list[tuple[int | None, int | None]] = []
+    i, j = n, m
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            i, j = i - 1, j - 1
+            out.append((i, j))
+        elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
+            i -= 1
+            out.append((i, None))
+        else:
+            j -= 1
+            out.append((None, j))
+    return out[::-1]
 
 
 def _words(text: str) -> list[str]:
