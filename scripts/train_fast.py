@@ -50,7 +50,14 @@ from chunkasr.metrics import cer, wer  # noqa: E402
 from chunkasr.model import ChunkFormerCTC, ModelConfig, load_model_dir  # noqa: E402
 from chunkasr.model.checkpoint import load_cmvn  # noqa: E402
 from chunkasr.tokenizer import Tokenizer  # noqa: E402
-from chunkasr.training import freq_warp, insert_blocks, shrink_block_outputs, spec_augment  # noqa: E402
+from chunkasr.training import (  # noqa: E402
+    breath_noise,
+    freq_warp,
+    insert_blocks,
+    shrink_block_outputs,
+    spec_augment,
+    time_smear,
+)
 from chunkasr.vocab import Vocabulary  # noqa: E402
 
 CHARS = " abcdefghijklmnopqrstuvwxyz'"
@@ -105,6 +112,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--freq-warp", type=float, default=0.0,
                    help="on half the items (after --short-steps), warp the mel axis by a factor drawn "
                    "from 1 +- this (vocal-tract length; chunkasr.training.freq_warp); 0: off")  # fmt: skip
+    p.add_argument("--p-smear", type=float, default=0.0,
+                   help="chance (after --short-steps) that an item's features are blurred in time "
+                   "over 3 or 5 frames (chunkasr.training.time_smear); 0: off")  # fmt: skip
+    p.add_argument("--p-breath", type=float, default=0.0,
+                   help="chance (after --short-steps) of aspiration-like noise 10-22 dB below each "
+                   "frame's power (chunkasr.training.breath_noise); 0: off")  # fmt: skip
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stop-after", type=float, default=0.0, help="leave after this many minutes of this call")
@@ -329,6 +342,15 @@ def main() -> None:
             if a.freq_warp:
                 feats = [
                     freq_warp(f, rng.uniform(1 - a.freq_warp, 1 + a.freq_warp)) if rng.random() < 0.5 else f
+                    for f in feats
+                ]
+            if a.p_smear:
+                feats = [time_smear(f, rng.choice((3, 5))) if rng.random() < a.p_smear else f for f in feats]
+            if a.p_breath:
+                feats = [
+                    breath_noise(f, rng.uniform(-22.0, -10.0), rng.getrandbits(62))
+                    if rng.random() < a.p_breath
+                    else f
                     for f in feats
                 ]
             feats = [spec_augment(f, fill, rng, time_ratio=0.01, max_time=20) for f in feats]

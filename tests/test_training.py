@@ -14,6 +14,7 @@ from chunkasr.training import (
     FeatureStore,
     FeatureWriter,
     augment_waveform,
+    breath_noise,
     change_tempo,
     concat_with_pauses,
     ctc_step,
@@ -24,6 +25,7 @@ from chunkasr.training import (
     save_checkpoint,
     shrink_block_outputs,
     spec_augment,
+    time_smear,
 )
 
 CFG = ModelConfig(vocab_size=12, d_model=32, attention_heads=2, linear_units=64, num_blocks=2,
@@ -222,6 +224,42 @@ def test_freq_warp_moves_a_formant_by_the_factor() -> None:
     # a warp and its inverse give back the input away from the clamped top bins
     back = freq_warp(freq_warp(feats, 1.1), 1 / 1.1)
     assert (back[:, :60] - feats[:, :60]).abs().max() < 0.5 * feats.std()
+
+
+def test_time_smear_spreads_an_impulse_over_its_width() -> None:
+    feats = torch.zeros(50, 80)
+    feats[20, 10] = 8.0
+    for width in (3, 5):
+        out = time_smear(feats, width)
+        assert out.shape == feats.shape
+        touched = out[:, 10].nonzero().squeeze(1).tolist()
+        assert touched == list(range(20 - width // 2, 20 + width // 2 + 1))
+        assert float(out[:, 10].sum()) == pytest.approx(8.0)  # energy moved, not made or lost
+        assert float(out[20, 10]) < 8.0 and float(out[:, :10].abs().sum() + out[:, 11:].abs().sum()) == 0
+    ramp = torch.arange(30.0).unsqueeze(1).repeat(1, 4)
+    assert torch.allclose(time_smear(ramp, 5)[2:-2], ramp[2:-2])  # linear trajectories are kept
+    assert torch.equal(time_smear(ramp, 1), ramp)
+    with pytest.raises(ValueError):
+        time_smear(ramp, 4)
+
+
+def test_breath_noise_is_high_pass_follows_speech_and_is_reproducible() -> None:
+    T, F = 400, 80
+    feats = torch.full((T, F), 2.0)
+    feats[200:] = -20.0  # a quiet half: ~22 nats (95 dB) lower
+    out = breath_noise(feats, -10.0, seed=3)
+    added = (out.double().exp() - feats.double().exp())[:200]  # per-band added power, loud half
+    frame_power = float(np.exp(2.0))
+    top, bottom = float(added[:, -1].mean()), float(added[:, 0].mean())
+    assert top == pytest.approx(0.1 * frame_power, rel=0.15)  # -10 dB of the frame power
+    assert bottom == pytest.approx(0.2 * top, rel=0.2)  # a fifth at the lowest band
+    assert float(added.min()) >= 0 and float(added.std(0).mean()) > 0.2 * top  # it fluctuates
+    quiet_added = out[200:].double().exp() - feats[200:].double().exp()
+    assert float(quiet_added.max()) < 1e-8 * float(added.mean())  # it follows the frame: silence stays quiet
+    assert torch.equal(out, breath_noise(feats, -10.0, seed=3))
+    assert not torch.equal(out, breath_noise(feats, -10.0, seed=4))
+    quieter = breath_noise(feats, -20.0, seed=3)
+    assert float((quieter - feats)[:200].mean()) < float((out - feats)[:200].mean())
 
 
 @pytest.mark.skipif(shutil.which("sox") is None, reason="tempo augmentation needs the sox program")

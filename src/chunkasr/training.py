@@ -6,7 +6,8 @@
   band, short reverberation; :func:`concat_with_pauses` builds long-form examples. Both run at
   feature-extraction time, as extra feature copies.
 * :func:`spec_augment` masks frequency bands and time spans of the raw fbank (filled with the
-  CMVN mean, i.e. zero after normalisation).
+  CMVN mean, i.e. zero after normalisation); :func:`freq_warp`, :func:`time_smear` and
+  :func:`breath_noise` change the voice (vocal-tract length, smoothed trajectories, breathiness).
 * :class:`BucketBatchSampler` -- length-bucketed batches bounded by total frames, with a
   resumable position; :func:`sample_context` draws chunk/left/right context per batch.
 * :func:`shrink_block_outputs` -- near-identity blocks at init (deep stacks otherwise learn
@@ -328,6 +329,44 @@ def freq_warp(
     hi = np.minimum(lo + 1, F - 1)
     w = torch.from_numpy(pos - lo).to(feats.dtype)
     return feats[:, lo] * (1 - w) + feats[:, hi] * w
+
+
+
+def time_smear(feats: torch.Tensor, width: int) -> torch.Tensor:
+    """Blur (T, F) log-mel features along time with a triangular kernel ``width`` frames wide.
+
+    Mimics voices whose spectral trajectories are smoothed (statistical-parametric synthesis):
+    stop bursts and fast formant moves are spread over ``width`` * 10 ms. ``width`` is odd; 1
+    returns a copy. The edges repeat the first and last frame, so the length is unchanged.
+    """
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"width must be odd and positive, got {width}")
+    if width == 1:
+        return feats.clone()
+    r = width // 2
+    k = torch.tensor([r + 1 - abs(i - r) for i in range(width)], dtype=feats.dtype)
+    k = k / k.sum()
+    padded = torch.cat([feats[:1].expand(r, -1), feats, feats[-1:].expand(r, -1)])
+    T = feats.shape[0]
+    return sum(k[i] * padded[i : i + T] for i in range(width))  # type: ignore[return-value]
+
+
+def breath_noise(feats: torch.Tensor, level_db: float, seed: int) -> torch.Tensor:
+    """Add aspiration-like noise to (T, F) log-mel (natural-log power) features.
+
+    In each frame, noise at ``level_db`` below the frame's mean band power, rising linearly
+    from a fifth of that at the lowest band to all of it at the highest (breath noise is
+    high-pass), with the power of each band and frame fluctuating like noise does (a
+    chi-square draw of 8 degrees of freedom, scaled to mean 1). Silence stays silent: the
+    noise follows the speech, as breathiness does. ``seed`` makes the draw reproducible.
+    """
+    T, F = feats.shape
+    g = torch.Generator().manual_seed(seed)
+    power = feats.double().exp()
+    frame = power.mean(1, keepdim=True) * 10.0 ** (level_db / 10.0)
+    shape = torch.linspace(0.0, 1.0, F, dtype=torch.float64).clamp(min=0.2)
+    jitter = torch.randn(T, F, 8, generator=g, dtype=torch.float64).pow(2).mean(-1)
+    return (power + frame * shape * jitter).log().to(feats.dtype)
 
 
 # ---------------------------------------------------------------------------- batching
