@@ -32,9 +32,9 @@ def test_distortion_names_map_to_the_training_augmentations(vs) -> None:  # type
 
 
 def test_score_counts_words_stops_and_inserted_h(vs) -> None:  # type: ignore[no-untyped-def]
-    w, stops, ins_h = vs.score(["pat kat", "go"], ["bat hkat", "go"])
-    assert w == pytest.approx(2 / 3)  # bat and hkat: two words of three
-    assert stops == pytest.approx(1 / 5)  # p t k t g: the p became b
+    w, stops, ins_h = vs.score(["pat pit kat", "go"], ["bat bit hkat", "go"])
+    assert w == pytest.approx(3 / 4)  # bat, bit and hkat: three words of four
+    assert stops == pytest.approx(2 / 7)  # p t p t k t g: both p became b
     assert ins_h == 1
 
 
