@@ -43,6 +43,7 @@ players do.
 
 from __future__ import annotations
 
+import abc
 import io
 import math
 import os
@@ -168,16 +169,18 @@ def _downmix(a: np.ndarray) -> np.ndarray:
     return a @ np.full(a.shape[1], 1.0 / a.shape[1], dtype=np.float32)
 
 
-class _Decoder:
+class _Decoder(abc.ABC):
     """Native-rate mono float32 blocks from one opened source."""
 
     sample_rate: int
 
+    @abc.abstractmethod
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
-        raise NotImplementedError
+        """The decoded audio in blocks of ``frames`` samples (the last may be shorter)."""
 
+    @abc.abstractmethod
     def duration(self) -> float | None:
-        raise NotImplementedError
+        """Seconds of audio, or None when the container does not say."""
 
 
 class _SoundFileDecoder(_Decoder):

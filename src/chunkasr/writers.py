@@ -24,6 +24,7 @@ Each writer only implements ``format``; ``write`` goes through ``write_atomic``.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import math
@@ -97,7 +98,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-class ResultWriter:
+class ResultWriter(abc.ABC):
     """Base of the output formats: subclasses set ``extension`` and implement ``format``."""
 
     extension: ClassVar[str]
@@ -105,8 +106,9 @@ class ResultWriter:
     def __init__(self, subtitle_options: SubtitleOptions | None = None) -> None:
         self.subtitle_options = subtitle_options or SubtitleOptions()
 
+    @abc.abstractmethod
     def format(self, transcript: Transcript) -> str:
-        raise NotImplementedError
+        """The whole output file's text for one transcript."""
 
     def write(self, transcript: Transcript, path: str | os.PathLike[str]) -> None:
         write_atomic(path, self.format(transcript))
