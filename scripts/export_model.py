@@ -3,10 +3,12 @@
 
     python scripts/export_model.py exp/en-small/last.pt models/en-small [--raw]
 
-Writes ``config.yaml``, ``pytorch_model.bin`` (fp32 state dict, official key names),
+Writes ``config.yaml``, ``pytorch_model.bin`` (state dict with official key names, weights
+stored in ``--dtype``: float16 by default, half the size of float32),
 ``global_cmvn`` (JSON sums / sums of squares / frame count), ``vocab.txt`` and ``bpe.model``,
 then reloads the directory with :func:`chunkasr.model.load_model_dir` (strict) and checks the
-outputs equal those of the checkpoint weights. The EMA weights are exported unless ``--raw``.
+outputs equal those of the checkpoint weights rounded to the storage dtype (and prints how far
+the rounding moves them from the unrounded weights). The EMA weights are exported unless ``--raw``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from chunkasr.model import ChunkFormerCTC, ModelConfig, load_model_dir  # noqa: E402
+from chunkasr.model.checkpoint import STORAGE_DTYPES, storage_state  # noqa: E402
 from chunkasr.vocab import Vocabulary  # noqa: E402
 
 
@@ -37,6 +40,8 @@ def main() -> None:
                     help="also load with the official package and decode WAV")  # fmt: skip
     ap.add_argument("--cmvn", default="exp/feats/global_cmvn",
                     help="stats file, for checkpoints that do not carry them")  # fmt: skip
+    ap.add_argument("--dtype", choices=sorted(STORAGE_DTYPES), default="float16",
+                    help="storage dtype of the weights (loading casts them to float32)")  # fmt: skip
     ap.add_argument("--shape", help="d_model,heads,ffn,blocks for checkpoints without a config")
     args = ap.parse_args()
     ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
@@ -59,7 +64,7 @@ def main() -> None:
     model.load_state_dict(state)  # strict: keys are the official ones
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
+    weights = storage_state(model, args.dtype)
     torch.save(weights, out / "pytorch_model.bin")
     with (out / "config.yaml").open("w", encoding="utf-8") as f:
         yaml.safe_dump(cfg.to_official_dict(), f, sort_keys=False)
@@ -71,17 +76,22 @@ def main() -> None:
 
     loaded, _, vocab = load_model_dir(out)
     model.eval()
+    rounded = ChunkFormerCTC(cfg).eval()
+    rounded.load_state_dict(weights)  # the checkpoint as stored: what the reload must reproduce
     g = torch.Generator().manual_seed(0)
     feats = [torch.randn(400, 80, generator=g) * 4 + 8, torch.randn(230, 80, generator=g) * 4 + 8]
     with torch.inference_mode():
-        a, _ = model.encoder(feats, 16, 32, 16)
+        a, _ = rounded.encoder(feats, 16, 32, 16)
         b, _ = loaded.encoder(feats, 16, 32, 16)
+        c, _ = model.encoder(feats, 16, 32, 16)
     diff = max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
+    rounding = max(float((x - y).abs().max()) for x, y in zip(c, b, strict=True))
     size = (out / "pytorch_model.bin").stat().st_size
     n = sum(v.numel() for v in weights.values())
     kind = "EMA" if state is ck.get("ema") else "raw"
     print(f"exported step {ck.get('step')} ({kind}) to {out}: {n / 1e6:.2f} M "
-          f"values, {size / 1e6:.1f} MB, vocab {len(vocab)}, reload max diff {diff:.2e}")  # fmt: skip
+          f"values, {size / 1e6:.1f} MB ({args.dtype}), vocab {len(vocab)}, reload max diff "
+          f"{diff:.2e}, {args.dtype} rounding moves outputs by {rounding:.2e}")  # fmt: skip
     if diff > 1e-5:
         raise SystemExit("reloaded model differs from the checkpoint")
     if args.check_official:

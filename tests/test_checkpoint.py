@@ -99,3 +99,48 @@ def test_cmvn_json_and_kaldi_agree(tmp_path: Path) -> None:
     # var = 5/2 - 1 = 1.5 and 20/2 - 4 = 6
     assert torch.allclose(ia, torch.tensor([1.5**-0.5, 6**-0.5])) and torch.allclose(ia, ib)
     assert sums and squares and n
+
+
+def test_float16_storage_halves_the_file_and_loads_as_rounded_float32(tmp_path: Path) -> None:
+    from modelkit import TINY_TOKENS, random_model
+
+    from chunkasr.model import ModelConfig
+    from chunkasr.model.checkpoint import save_model_dir
+
+    cfg = ModelConfig(vocab_size=len(TINY_TOKENS), d_model=32, attention_heads=2,
+                      linear_units=64, num_blocks=2)  # fmt: skip
+    model = random_model(cfg, seed=3)
+    model.encoder.global_cmvn.mean.fill_(8.0001)  # not representable in float16
+    full = save_model_dir(model, TINY_TOKENS, tmp_path / "f32")
+    half = save_model_dir(model, TINY_TOKENS, tmp_path / "f16", dtype="float16")
+    stored = torch.load(half / "pytorch_model.bin", weights_only=True)
+    assert stored["ctc.ctc_lo.weight"].dtype == torch.float16
+    assert stored["encoder.global_cmvn.mean"].dtype == torch.float32  # statistics stay exact
+    size = [(d / "pytorch_model.bin").stat().st_size for d in (full, half)]
+    assert size[1] < 0.6 * size[0]
+    loaded, _, _ = load_model_dir(half)
+    for key, value in model.state_dict().items():
+        got = loaded.state_dict()[key]
+        assert got.dtype == value.dtype, key  # the model computes in float32 again
+        expect = value if key.startswith("encoder.global_cmvn") else value.half().float()
+        assert torch.equal(got, expect), key
+    assert not torch.equal(loaded.ctc.ctc_lo.weight, model.ctc.ctc_lo.weight)  # it was rounded
+
+
+def test_storage_dtype_is_checked_before_anything_is_written(tmp_path: Path) -> None:
+    from modelkit import TINY_TOKENS, random_model
+
+    from chunkasr.model import ModelConfig
+    from chunkasr.model.checkpoint import save_model_dir
+
+    cfg = ModelConfig(vocab_size=len(TINY_TOKENS), d_model=32, attention_heads=2,
+                      linear_units=64, num_blocks=1)  # fmt: skip
+    model = random_model(cfg)
+    with pytest.raises(ValueError, match="storage dtype 'int8'"):
+        save_model_dir(model, TINY_TOKENS, tmp_path / "m", dtype="int8")
+    assert not (tmp_path / "m").exists()
+    with torch.no_grad():
+        model.ctc.ctc_lo.weight[0, 0] = 1e6  # beyond float16's range
+    with pytest.raises(ModelError, match="ctc.ctc_lo.weight overflows float16"):
+        save_model_dir(model, TINY_TOKENS, tmp_path / "m", dtype="float16")
+    assert not (tmp_path / "m").exists()

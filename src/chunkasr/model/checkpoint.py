@@ -25,6 +25,8 @@ __all__ = [
     "save_model_dir",
     "load_cmvn",
     "load_state_dict",
+    "storage_state",
+    "STORAGE_DTYPES",
     "WEIGHT_FILES",
     "IGNORED_PREFIXES",
 ]
@@ -32,6 +34,30 @@ __all__ = [
 WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.pt", "pytorch_model.ckpt")
 IGNORED_PREFIXES = ("decoder.",)  # attention-rescoring decoder: not used for CTC decoding
 _CMVN_KEYS = ("encoder.global_cmvn.mean", "encoder.global_cmvn.istd")
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def storage_state(model: torch.nn.Module, dtype: str = "float32") -> dict[str, torch.Tensor]:
+    """``model``'s state dict as written to ``pytorch_model.bin``, weights stored in ``dtype``.
+
+    float16 halves the file; loading (here and in the official package, both through
+    ``load_state_dict``) casts the values back to the model's float32 parameters, so only the
+    storage is rounded. The CMVN buffers and integer tensors always stay as they are: the
+    statistics are applied to raw fbank values, where float16's 3 digits would shift features.
+    """
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"storage dtype {dtype!r}: expected one of {', '.join(STORAGE_DTYPES)}")
+    target = STORAGE_DTYPES[dtype]
+    out = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu()
+        if value.is_floating_point():
+            keep = key in _CMVN_KEYS or target == torch.float32
+            value = value.to(torch.float32 if keep else target)
+            if not keep and not torch.isfinite(value).all():
+                raise ModelError(f"tensor {key} overflows {dtype} storage")
+        out[key] = value.contiguous()
+    return out
 
 
 def load_cmvn(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,14 +169,17 @@ def save_model_dir(
     model_dir: str | Path,
     cmvn_stats: tuple[list[float], list[float], int] | None = None,
     extra_config: Mapping[str, object] | None = None,
+    dtype: str = "float32",
 ) -> Path:
     """Write ``model`` in the official layout (config.yaml, pytorch_model.bin, global_cmvn, vocab.txt).
 
     ``cmvn_stats`` = (sums, sums of squares, frame count); by default they are derived from the
-    model's CMVN buffers so that mean and inverse std round-trip.
+    model's CMVN buffers so that mean and inverse std round-trip. ``dtype`` is the storage
+    type of the weights (:func:`storage_state`).
     """
     import yaml
 
+    state = storage_state(model, dtype)  # first: a bad dtype must not leave a partial directory
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg
@@ -172,6 +201,5 @@ def save_model_dir(
     (model_dir / "vocab.txt").write_text(
         "".join(f"{t} {i}\n" for i, t in enumerate(tokens)), encoding="utf-8"
     )
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     torch.save(state, model_dir / "pytorch_model.bin")
     return model_dir
