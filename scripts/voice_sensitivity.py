@@ -6,7 +6,9 @@
 
 Each distortion is one of the training augmentations of :mod:`chunkasr.training`, applied to the
 raw fbank of every clip: ``smearN`` (:func:`time_smear`, N frames), ``breath-D`` (:func:`breath_noise`,
-D dB below each frame's power), ``warpA`` (:func:`freq_warp`, formants times A). For each set
+D dB below each frame's power), ``warpA`` (:func:`freq_warp`, formants times A), ``liftK`` (:func:`cepstral_smooth`, the
+spectral envelope of K cepstral coefficients) and ``cmn`` (each clip's mean feature vector
+replaced by the model's CMVN mean: a fixed channel and spectral tilt). For each set
 and distortion it prints the greedy WER (full context), the error rate of the stop consonants
 and ``h`` insertions (char alignment as in ``scripts/char_confusions.py``). A model trained with
 an augmentation should lose less under it; a held-out voice whose profile one distortion
@@ -33,17 +35,29 @@ from chunkasr.decoding import ctc_greedy_search  # noqa: E402
 from chunkasr.features import fbank  # noqa: E402
 from chunkasr.metrics import wer  # noqa: E402
 from chunkasr.model import load_model_dir  # noqa: E402
-from chunkasr.training import breath_noise, freq_warp, time_smear  # noqa: E402
+from chunkasr.training import breath_noise, cepstral_smooth, freq_warp, time_smear  # noqa: E402
 from chunkasr.vocab import Vocabulary  # noqa: E402
 
 STOPS = "pbtdkg"
 
 
-def distortion(name: str) -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """The feature distortion called ``name``: a function of (features, clip index)."""
+def distortion(
+    name: str, mean: torch.Tensor | None = None
+) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """The feature distortion called ``name``: a function of (features, clip index).
+
+    ``mean`` (80 values) is the target of ``cmn``: the model's CMVN mean, by default zeros.
+    """
     try:
         if name == "none":
             return lambda f, i: f
+        if name == "cmn":
+            target = torch.zeros(80) if mean is None else mean
+            return lambda f, i: f - f.mean(0) + target.to(f.dtype)
+        if name.startswith("lift"):
+            keep = int(name[4:])
+            cepstral_smooth(torch.zeros(1, 80), keep)  # reject a bad order now, not per clip
+            return lambda f, i: cepstral_smooth(f, keep)
         if name.startswith("smear"):
             width = int(name[5:])
             time_smear(torch.zeros(1, 1), width)  # reject an even width now, not per clip
@@ -60,7 +74,7 @@ def distortion(name: str) -> Callable[[torch.Tensor, int], torch.Tensor]:
             return lambda f, i: freq_warp(f, alpha)
     except ValueError:
         pass
-    raise SystemExit(f"error: unknown distortion {name!r} (none, smearN, breath-D, warpA)")
+    raise SystemExit(f"error: unknown distortion {name!r} (none, smearN, breath-D, warpA, liftK, cmn)")
 
 
 def read_set(spec: str, limit: int) -> tuple[str, list[dict]]:
@@ -104,9 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--distortions", default="none,smear3,smear5,breath-15,breath-10,warp0.9,warp1.1")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
-    funcs = {n: distortion(n) for n in a.distortions.split(",")}
+    names = a.distortions.split(",")
+    for n in names:  # a typo fails before the model loads
+        distortion(n)
     sets = [read_set(s, a.limit) for s in a.set]
     model, _, _ = load_model_dir(a.model)
+    funcs = {n: distortion(n, model.encoder.global_cmvn.mean) for n in names}
     model.eval()
     vocab = Vocabulary.from_file(str(Path(a.model, "vocab.txt")))
     print(f"{'set':10s} {'distortion':11s} {'WER':>6s} {'stops':>6s} {'+h':>4s}")

@@ -1,3 +1,4 @@
+import math
 import random
 import shutil
 
@@ -15,6 +16,7 @@ from chunkasr.training import (
     FeatureWriter,
     augment_waveform,
     breath_noise,
+    cepstral_smooth,
     change_tempo,
     concat_with_pauses,
     ctc_step,
@@ -310,3 +312,20 @@ def test_insert_blocks_keeps_the_function_and_adds_depth():
     assert float((c[0] - ref[0]).abs().max()) > 1e-2
     with pytest.raises(ValueError, match="out of range"):
         insert_blocks(model, [2])
+
+
+def test_cepstral_smooth_keeps_the_envelope_and_drops_the_ripple() -> None:
+    F = 80
+    bands = torch.arange(F, dtype=torch.float64)
+    envelope = 3.0 * torch.cos(math.pi * (bands + 0.5) / F)  # the first cosine of the DCT basis
+    ripple = 0.5 * torch.cos(math.pi * 40 * (bands + 0.5) / F)  # a fast harmonic-like ripple
+    feats = (envelope + ripple + 2.0).repeat(6, 1).float()
+    out = cepstral_smooth(feats, 10)
+    assert out.shape == feats.shape and out.dtype == feats.dtype
+    assert torch.allclose(out, (envelope + 2.0).float().expand(6, -1), atol=1e-4)
+    assert torch.allclose(cepstral_smooth(feats, F), feats, atol=1e-4)  # all coefficients: the input
+    flat = cepstral_smooth(feats, 1)
+    assert torch.allclose(flat, feats.mean(1, keepdim=True).expand(-1, F), atol=1e-4)  # mean level only
+    for bad in (0, F + 1):
+        with pytest.raises(ValueError):
+            cepstral_smooth(feats, bad)

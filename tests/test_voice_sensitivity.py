@@ -9,7 +9,7 @@ import pytest
 import torch
 from scriptkit import load_script
 
-from chunkasr.training import breath_noise, freq_warp, time_smear
+from chunkasr.training import breath_noise, cepstral_smooth, freq_warp, time_smear
 
 DATA = Path(__file__).parent / "data"
 
@@ -26,7 +26,12 @@ def test_distortion_names_map_to_the_training_augmentations(vs) -> None:  # type
     assert torch.equal(vs.distortion("warp1.1")(f, 0), freq_warp(f, 1.1))
     b = vs.distortion("breath-15")
     assert torch.equal(b(f, 3), breath_noise(f, -15.0, seed=3)) and not torch.equal(b(f, 3), b(f, 4))
-    for bad in ("smear4", "breath5", "warp9", "reverb", "smearx"):
+    assert torch.equal(vs.distortion("lift20")(f, 0), cepstral_smooth(f, 20))
+    mean = torch.linspace(-2, 3, 80)
+    c = vs.distortion("cmn", mean)(f, 0)
+    assert torch.allclose(c.mean(0), mean, atol=1e-5)  # every clip gets the same mean vector
+    assert torch.allclose(c - c.mean(0), f - f.mean(0), atol=1e-5)  # and keeps its own variation
+    for bad in ("smear4", "breath5", "warp9", "reverb", "smearx", "lift0", "lift81", "liftx"):
         with pytest.raises(SystemExit):
             vs.distortion(bad)
 

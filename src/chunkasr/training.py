@@ -45,6 +45,7 @@ __all__ = [
     "ContextSampler",
     "FeatureStore",
     "FeatureWriter",
+    "cepstral_smooth",
     "augment_waveform",
     "cmvn_stats",
     "concat_with_pauses",
@@ -367,6 +368,26 @@ def breath_noise(feats: torch.Tensor, level_db: float, seed: int) -> torch.Tenso
     shape = torch.linspace(0.0, 1.0, F, dtype=torch.float64).clamp(min=0.2)
     jitter = torch.randn(T, F, 8, generator=g, dtype=torch.float64).pow(2).mean(-1)
     return (power + frame * shape * jitter).log().to(feats.dtype)
+
+
+def cepstral_smooth(feats: torch.Tensor, keep: int) -> torch.Tensor:
+    """Smooth (T, F) log-mel features across frequency by keeping ``keep`` cepstral coefficients.
+
+    The log-mel spectrum of each frame is taken to the cepstrum (orthonormal DCT-II over the
+    ``F`` bands), every coefficient from ``keep`` on is zeroed and the rest transformed back.
+    What survives is the spectral envelope a low-order vocoder would carry; harmonic ripple and
+    narrow peaks go. ``keep`` = ``F`` returns the input (to float rounding); ``keep`` = 1 leaves
+    each frame's mean level only.
+    """
+    F = feats.shape[1]
+    if not 1 <= keep <= F:
+        raise ValueError(f"keep must be in 1..{F}, got {keep}")
+    n = torch.arange(F, dtype=torch.float64)
+    dct = torch.cos(math.pi / F * (n[None, :] + 0.5) * n[:, None])  # (coefficient, band)
+    dct[0] *= math.sqrt(1.0 / F)
+    dct[1:] *= math.sqrt(2.0 / F)
+    low = dct[:keep]
+    return (feats.double() @ low.T @ low).to(feats.dtype)
 
 
 # ---------------------------------------------------------------------------- batching
