@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="clips of one voice (a substring of the voice field); repeatable")  # fmt: skip
     ap.add_argument("--limit", type=int, default=30, help="clips per set")
     ap.add_argument("--distortions", default="none,smear3,smear5,breath-15,breath-10,warp0.9,warp1.1")
+    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     names = a.distortions.split(",")
     for n in names:  # a typo fails before the model loads
         distortion(n)

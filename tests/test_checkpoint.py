@@ -144,3 +144,14 @@ def test_storage_dtype_is_checked_before_anything_is_written(tmp_path: Path) -> 
     with pytest.raises(ModelError, match="ctc.ctc_lo.weight overflows float16"):
         save_model_dir(model, TINY_TOKENS, tmp_path / "m", dtype="float16")
     assert not (tmp_path / "m").exists()
+
+
+def test_bfloat16_weights_load_as_float32(tiny_model_dir: Path, tmp_path: Path) -> None:
+    d = _copy(tiny_model_dir, tmp_path / "m")
+    original = torch.load(d / "pytorch_model.bin", weights_only=True)
+    _edit_state(d, lambda s: s.update({k: v.bfloat16() for k, v in s.items() if v.is_floating_point()}))
+    model, _, _ = load_model_dir(d)
+    for key, value in model.state_dict().items():
+        assert value.dtype == original[key].dtype, key
+        expect = original[key].bfloat16().to(original[key].dtype) if value.is_floating_point() else original[key]
+        assert torch.equal(value, expect), key
