@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 
 # Regression bars for the shipped model (models/en-small/README.md, `scripts/measure_examples.py`,
-# session-12 weights). With its default decoder (decoding.yaml: beam 8 + the word LM): WER 0.125 /
-# CER 0.019 on the 8-word held-out-voice clip, 0.041 / 0.016 on longform.wav; greedy (the acoustic
-# model alone): 0.125 / 0.019 and 0.146 / 0.031. The clip is one sentence of the weakest held-out
+# session-15 weights). With its default decoder (decoding.yaml: beam 8 + the word LM): WER 0.125 /
+# CER 0.019 on the 8-word held-out-voice clip, 0.023 / 0.005 on longform.wav; greedy (the acoustic
+# model alone): 0.375 / 0.154 and 0.099 / 0.018. The clip is one sentence of the weakest held-out
 # voice: across the last six models its greedy WER moved between 0.125 and 0.625 while the full
 # splits improved, so its bar is loose; the 3-minute longform.wav carries the tight bars. A
 # random or broken model scores ~1.0 on both.
