@@ -4,15 +4,16 @@
         --set awb=data/corpus/dev.jsonl:flite:awb --set rms=data/corpus/test_voices.jsonl:flite:rms \
         --limit 30 --distortions none,smear3,smear5,breath-15,breath-10,warp0.9,warp1.1
 
-Each distortion is one of the training augmentations of :mod:`chunkasr.training`, applied to the
-raw fbank of every clip: ``smearN`` (:func:`time_smear`, N frames), ``breath-D`` (:func:`breath_noise`,
-D dB below each frame's power), ``warpA`` (:func:`freq_warp`, formants times A), ``liftK`` (:func:`cepstral_smooth`, the
-spectral envelope of K cepstral coefficients) and ``cmn`` (each clip's mean feature vector
-replaced by the model's CMVN mean: a fixed channel and spectral tilt). For each set
-and distortion it prints the greedy WER (full context), the error rate of the stop consonants
-and ``h`` insertions (char alignment as in ``scripts/char_confusions.py``). A model trained with
-an augmentation should lose less under it; a held-out voice whose profile one distortion
-reproduces points at what that voice does differently (docs/training.md, session 14).
+Each distortion is one of the feature functions of :mod:`chunkasr.training`, applied to the
+raw fbank of every clip: ``smearN`` (:func:`time_smear`, N frames), ``breath-D``
+(:func:`breath_noise`, D dB below each frame's power), ``warpA`` (:func:`freq_warp`, formants
+times A), ``liftK`` (:func:`cepstral_smooth`, the spectral envelope of K cepstral
+coefficients) and ``cmn`` (each clip's mean feature vector replaced by the model's CMVN mean: a
+fixed channel and spectral tilt). For each set and distortion it prints the greedy WER (full
+context), the error rate of the stop consonants and ``h`` insertions (char alignment as in
+``scripts/char_confusions.py``). A model trained with an augmentation should lose less under
+it; a held-out voice whose profile one distortion reproduces points at what that voice does
+differently (docs/training.md, sessions 14 and 15).
 """
 
 from __future__ import annotations

@@ -153,5 +153,7 @@ def test_bfloat16_weights_load_as_float32(tiny_model_dir: Path, tmp_path: Path) 
     model, _, _ = load_model_dir(d)
     for key, value in model.state_dict().items():
         assert value.dtype == original[key].dtype, key
-        expect = original[key].bfloat16().to(original[key].dtype) if value.is_floating_point() else original[key]
+        expect = original[key]
+        if value.is_floating_point():
+            expect = expect.bfloat16().to(expect.dtype)
         assert torch.equal(value, expect), key
