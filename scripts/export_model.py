@@ -62,9 +62,9 @@ def main() -> None:
     cmvn = ck.get("cmvn") or json.loads(Path(args.cmvn).read_text())
     model = ChunkFormerCTC(cfg)
     model.load_state_dict(state)  # strict: keys are the official ones
+    weights = storage_state(model, args.dtype)  # an overflow fails before anything is written
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    weights = storage_state(model, args.dtype)
     torch.save(weights, out / "pytorch_model.bin")
     with (out / "config.yaml").open("w", encoding="utf-8") as f:
         yaml.safe_dump(cfg.to_official_dict(), f, sort_keys=False)

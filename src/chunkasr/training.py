@@ -382,12 +382,8 @@ def cepstral_smooth(feats: torch.Tensor, keep: int) -> torch.Tensor:
     F = feats.shape[1]
     if not 1 <= keep <= F:
         raise ValueError(f"keep must be in 1..{F}, got {keep}")
-    n = torch.arange(F, dtype=torch.float64)
-    dct = torch.cos(math.pi / F * (n[None, :] + 0.5) * n[:, None])  # (coefficient, band)
-    dct[0] *= math.sqrt(1.0 / F)
-    dct[1:] *= math.sqrt(2.0 / F)
-    low = dct[:keep]
-    return (feats.double() @ low.T @ low).to(feats.dtype)
+    low = AF.create_dct(keep, F, norm="ortho").double()  # (band, coefficient)
+    return (feats.double() @ low @ low.T).to(feats.dtype)
 
 
 # ---------------------------------------------------------------------------- batching
